@@ -1,0 +1,47 @@
+import type { Status } from "../../core/status.js";
+import type { HistoryEntry, InvocationRecord, LogLine, RunnerRecord } from "../../ports/records.js";
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+/** The data of one memory backend, shared by its orchestrator, broker and state store. */
+export class MemoryStore {
+  readonly invocations = new Map<string, Mutable<InvocationRecord>>();
+  /** Claimable invocation ids in the order they became claimable. */
+  readonly ready = new Set<string>();
+  readonly history = new Map<string, HistoryEntry[]>();
+  readonly logs = new Map<string, LogLine[]>();
+  readonly runners = new Map<string, Mutable<RunnerRecord>>();
+  readonly leases = new Map<string, { holder: string; expiresAt: number }>();
+  readonly #listeners = new Set<() => void>();
+  #notifyScheduled = false;
+
+  addHistory(id: string, status: Status, at: number, attempt: number, runnerId: string | null): void {
+    let entries = this.history.get(id);
+    if (!entries) this.history.set(id, (entries = []));
+    entries.push({ status, at, attempt, runnerId });
+  }
+
+  subscribe(listener: () => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** Wake listeners once per tick, after the current batch of writes. */
+  changed(): void {
+    if (this.#notifyScheduled) return;
+    this.#notifyScheduled = true;
+    queueMicrotask(() => {
+      this.#notifyScheduled = false;
+      for (const listener of this.#listeners) listener();
+    });
+  }
+
+  clear(): void {
+    this.invocations.clear();
+    this.ready.clear();
+    this.history.clear();
+    this.logs.clear();
+    this.runners.clear();
+    this.leases.clear();
+  }
+}

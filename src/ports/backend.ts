@@ -1,0 +1,84 @@
+import type { Status } from "../core/status.js";
+import type { TransitionRequest } from "../core/transition.js";
+import type {
+  ClaimedInvocation,
+  HistoryView,
+  InvocationFilter,
+  InvocationRecord,
+  LogLine,
+  NewInvocation,
+  RunnerInfo,
+  RunnerRecord,
+} from "./records.js";
+
+/**
+ * The ports a backend implements. They only store and compare-and-set: every rule (which
+ * transition is allowed, who owns what, what recovery does) is decided in core and arrives here
+ * as data. Each method that writes is one atomic step on the backend.
+ */
+
+/** Owns status: writes transitions, runner liveness and the recoverer's lease. */
+export interface Orchestrator {
+  /** Create invocations, REGISTERED and claimable, with their first history entry; all or none. */
+  register(invocations: readonly NewInvocation[]): Promise<void>;
+  /**
+   * Apply compare-and-sets in order, as one atomic batch: each applies only if its `expect` still
+   * holds (later ones see earlier ones' effects). A SUCCESS/FAILED/RETRY request also stores its
+   * result or error. Returns, per request, whether it applied.
+   */
+  transition(requests: readonly TransitionRequest[]): Promise<boolean[]>;
+  registerRunner(info: RunnerInfo, now: number): Promise<void>;
+  /** Record that the runner is alive. False once it was declared dead or stopped: it must stop. */
+  heartbeat(runnerId: string, now: number): Promise<boolean>;
+  /** Mark runners stopped (graceful) or dead (by recovery); a heartbeat after that returns false. */
+  retireRunners(runnerIds: readonly string[], how: "stopped" | "dead", now: number): Promise<void>;
+  runners(): Promise<RunnerRecord[]>;
+  /**
+   * Take or renew a named lease: true if `holder` has it until now + ttlMs. It is free when
+   * missing, expired, already `holder`'s, or held by `replacing` (a holder known to be dead).
+   */
+  acquireLease(name: string, holder: string, now: number, ttlMs: number, replacing?: string): Promise<boolean>;
+  releaseLease(name: string, holder: string): Promise<void>;
+}
+
+/** The queue: which invocations are ready, handed out atomically, and a wake-up when that changes. */
+export interface Broker {
+  /**
+   * Claim up to `max` claimable invocations whose readyAt has come, oldest first, in one atomic
+   * step: each becomes PENDING, owned by `runnerId`, with its attempt bumped and a history entry.
+   */
+  claim(runnerId: string, max: number, now: number): Promise<ClaimedInvocation[]>;
+  /** How many are claimable now. */
+  queueLength(now: number): Promise<number>;
+  /** Call `listener` soon after anything may have changed (new work, a status); a hint, not data. */
+  subscribe(listener: () => void): () => void;
+}
+
+/** Everything stored about invocations: what handles, the CLI and the monitor read. */
+export interface StateStore {
+  get(id: string): Promise<InvocationRecord | null>;
+  list(filter: InvocationFilter): Promise<InvocationRecord[]>;
+  history(id: string): Promise<HistoryView[]>;
+  /** Store log lines, each only if its attempt is still current and owned by its runner (fenced). */
+  appendLogs(lines: readonly LogLine[]): Promise<number>;
+  logs(id: string): Promise<LogLine[]>;
+  counts(): Promise<Partial<Record<Status, number>>>;
+  /** Delete every invocation, history entry, log, runner and lease of this app. */
+  purge(): Promise<void>;
+}
+
+export interface Capabilities {
+  /** Other processes (and hosts) see the same data: workers and clients may be separate processes. */
+  readonly sharedAcrossProcesses: boolean;
+}
+
+export interface Backend {
+  readonly kind: string;
+  readonly capabilities: Capabilities;
+  readonly orchestrator: Orchestrator;
+  readonly broker: Broker;
+  readonly state: StateStore;
+  close(): Promise<void>;
+}
+
+export const defaultCapabilities: Capabilities = { sharedAcrossProcesses: true };

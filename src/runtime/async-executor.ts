@@ -1,0 +1,49 @@
+import { UnknownTaskError } from "../core/errors.js";
+import { deserialize, serialize } from "../core/serializer.js";
+import type { ClaimedInvocation } from "../ports/records.js";
+import type { Nenc } from "./app.js";
+import { taskContext, type TaskContext } from "./context.js";
+import type { Executor, Outcome } from "./executor.js";
+
+/** Runs tasks in this process's event loop, up to `capacity` at once. */
+export class AsyncExecutor implements Executor {
+  readonly kind = "async";
+  readonly capacity: number;
+  readonly #app: Nenc;
+
+  constructor(app: Nenc, capacity: number) {
+    this.#app = app;
+    this.capacity = capacity;
+  }
+
+  async start(): Promise<void> {}
+  async stop(): Promise<void> {}
+
+  async run(invocation: ClaimedInvocation, context: TaskContext): Promise<Outcome> {
+    try {
+      const result = await taskContext.run(context, () => runTask(this.#app, invocation));
+      return { ok: true, result: serialize(result, `result of ${invocation.taskId}`) };
+    } catch (error) {
+      return { ok: false, error };
+    }
+  }
+}
+
+/** Look up the task, decode its arguments and call it; shared by every executor. */
+export async function runTask(app: Nenc, invocation: ClaimedInvocation): Promise<unknown> {
+  const task = app.getTask(invocation.taskId);
+  if (!task) throw new UnknownTaskError(invocation.taskId);
+  const args = decodeArgs(invocation);
+  return await task.fn(...args);
+}
+
+function decodeArgs(invocation: ClaimedInvocation): unknown[] {
+  let args: unknown;
+  try {
+    args = deserialize(invocation.args);
+  } catch (error) {
+    throw new TypeError(`the stored arguments of invocation ${invocation.id} cannot be read: ${(error as Error).message}`);
+  }
+  if (!Array.isArray(args)) throw new TypeError(`the stored arguments of invocation ${invocation.id} are not a list`);
+  return args;
+}

@@ -1,0 +1,35 @@
+// The heartbeat thread: its own event loop and its own backend connection, so a task that blocks
+// the runner's event loop does not stop the beats. Plain JS so that it starts whether or not the
+// parent loaded a TypeScript loader; it registers one to import the backend.
+import { parentPort, workerData } from "node:worker_threads";
+import { register } from "tsx/esm/api";
+
+register();
+const { createBackend } = await import("./backends.ts");
+const backend = await createBackend(workerData.config);
+let runnerId = workerData.runnerId;
+let refused = false;
+parentPort.on("message", (message) => {
+  if (message.runnerId) {
+    runnerId = message.runnerId;
+    refused = false;
+  }
+});
+
+const beat = async () => {
+  try {
+    const alive = await backend.orchestrator.heartbeat(runnerId, Date.now());
+    if (!alive && !refused) {
+      refused = true;
+      parentPort.postMessage({ refused: true });
+    }
+  } catch (error) {
+    parentPort.postMessage({ error: `heartbeat failed: ${error?.message ?? error}` });
+  }
+};
+const interval = workerData.config.heartbeatIntervalMs;
+const loop = async () => {
+  await beat();
+  setTimeout(loop, interval);
+};
+await loop();

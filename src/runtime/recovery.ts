@@ -1,0 +1,124 @@
+import type { AppConfig } from "../core/config.js";
+import type { Clock } from "../core/clock.js";
+import { ORPHANABLE_STATUSES, OWNED_STATUSES } from "../core/status.js";
+import { planRecovery, type TransitionRequest } from "../core/transition.js";
+import type { Backend } from "../ports/backend.js";
+import type { InvocationRecord, RunnerRecord } from "../ports/records.js";
+import { hostId, processAlive } from "./host.js";
+
+export const RECOVERY_LEASE = "recovery";
+
+export interface RecoveryReport {
+  readonly deadRunners: string[];
+  readonly recovered: string[];
+}
+
+/** Whether a runner is dead, as far as this host can tell: gone from this host, or silent too long. */
+export function runnerIsDead(runner: RunnerRecord, now: number, deadAfterMs: number): boolean {
+  if (runner.deadAt !== null || runner.stoppedAt !== null) return true;
+  if (runner.hostId === hostId && !processAlive(runner.pid, runner.pidStart)) return true;
+  return now - runner.heartbeatAt > deadAfterMs;
+}
+
+/**
+ * The recovery service. Every worker runs one; a lease in the backend lets one act at a time
+ * (no cron, no clock slots). Each pass:
+ *   1. declares dead the runners whose process is gone from this host or whose heartbeat is older
+ *      than runnerDeadAfterMs,
+ *   2. takes back every invocation in an owned status whose owner is not a live runner (each
+ *      status's recoverTo, then REROUTED: all compare-and-sets, so a live owner's write or another
+ *      recoverer can never be overwritten),
+ *   3. reroutes unowned, unclaimable invocations left behind longer than runnerDeadAfterMs.
+ * A runner on this host that holds the lease but whose process is gone loses it at once.
+ */
+export class Recovery {
+  readonly #backend: Backend;
+  readonly #config: AppConfig;
+  readonly #clock: Clock;
+  readonly #holder: () => string;
+  #timer: NodeJS.Timeout | undefined;
+  #running = false;
+  readonly #onError: (error: unknown) => void;
+  readonly #onReport: (report: RecoveryReport) => void;
+
+  constructor(options: {
+    backend: Backend;
+    config: AppConfig;
+    clock: Clock;
+    holder: () => string;
+    onError: (error: unknown) => void;
+    onReport?: (report: RecoveryReport) => void;
+  }) {
+    this.#backend = options.backend;
+    this.#config = options.config;
+    this.#clock = options.clock;
+    this.#holder = options.holder;
+    this.#onError = options.onError;
+    this.#onReport = options.onReport ?? (() => {});
+  }
+
+  start(): void {
+    this.#timer = setInterval(() => void this.tick(), this.#config.recoveryIntervalMs);
+    this.#timer.unref();
+    void this.tick();
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+    await this.#backend.orchestrator.releaseLease(RECOVERY_LEASE, this.#holder()).catch(() => {});
+  }
+
+  async tick(): Promise<RecoveryReport | null> {
+    if (this.#running) return null;
+    this.#running = true;
+    try {
+      const report = await this.pass();
+      if (report && (report.deadRunners.length || report.recovered.length)) this.#onReport(report);
+      return report;
+    } catch (error) {
+      this.#onError(error);
+      return null;
+    } finally {
+      this.#running = false;
+    }
+  }
+
+  /** One pass; null when another runner holds the lease. */
+  async pass(): Promise<RecoveryReport | null> {
+    const { orchestrator, state } = this.#backend;
+    const now = this.#clock.now();
+    const runners = await orchestrator.runners();
+    if (!(await this.#acquireLease(runners, now))) return null;
+    const deadAfter = this.#config.runnerDeadAfterMs;
+    const newlyDead = runners.filter((r) => r.deadAt === null && r.stoppedAt === null && runnerIsDead(r, now, deadAfter));
+    if (newlyDead.length) await orchestrator.retireRunners(newlyDead.map((r) => r.id), "dead", now);
+    const live = new Set(runners.filter((r) => !runnerIsDead(r, now, deadAfter)).map((r) => r.id));
+
+    const owned = await state.list({ statuses: OWNED_STATUSES });
+    const orphaned = owned.filter((inv) => inv.owner === null || !live.has(inv.owner));
+    const leftBehind = await state.list({ statuses: ORPHANABLE_STATUSES, updatedBefore: now - deadAfter });
+    const requests = [...orphaned, ...leftBehind].flatMap((inv) => this.#plan(inv, now));
+    const applied = requests.length ? await orchestrator.transition(requests) : [];
+    const recovered = new Set(requests.filter((r, i) => applied[i] && r.to === "REROUTED").map((r) => r.id));
+    return { deadRunners: newlyDead.map((r) => r.id), recovered: [...recovered] };
+  }
+
+  #plan(inv: InvocationRecord, now: number): TransitionRequest[] {
+    return planRecovery(inv, this.#holder(), now);
+  }
+
+  async #acquireLease(runners: RunnerRecord[], now: number): Promise<boolean> {
+    const { orchestrator } = this.#backend;
+    const ttl = this.#config.recoveryLeaseMs;
+    const holder = this.#holder();
+    if (await orchestrator.acquireLease(RECOVERY_LEASE, holder, now, ttl)) return true;
+    // The holder may be a runner whose process is gone: then waiting out its lease only delays
+    // recovery. Break the lease only when this host can tell for certain.
+    const dead = runners.filter((r) => r.id !== holder && r.hostId === hostId && !processAlive(r.pid, r.pidStart));
+    for (const runner of dead) {
+      if (await orchestrator.acquireLease(RECOVERY_LEASE, holder, now, ttl, runner.id)) return true;
+    }
+    return false;
+  }
+}

@@ -1,0 +1,83 @@
+import { randomUUID } from "node:crypto";
+import { serialize, stableHash } from "../core/serializer.js";
+import type { ErrorClass, RetryPolicy } from "../core/retry.js";
+import type { TaskConfig } from "../core/config.js";
+import type { NewInvocation } from "../ports/records.js";
+import type { Invocation } from "./invocation.js";
+import type { Nenc } from "./app.js";
+import { taskContext } from "./context.js";
+
+/** Options a task may set in code; each can also be set per task in the config file and environment. */
+export interface TaskOptions {
+  readonly maxRetries?: number;
+  /** Error classes, or their names, that are retried. RetryError always is. */
+  readonly retryFor?: readonly (ErrorClass | string)[];
+  readonly retryBackoffMs?: number;
+  readonly retryBackoffMaxMs?: number;
+  readonly retryJitter?: number;
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type TaskFunction = (...args: any[]) => unknown;
+
+/** A named function that runs on any worker of its app. */
+export class Task<Args extends unknown[] = unknown[], Result = unknown> {
+  readonly name: string;
+  readonly fn: (...args: Args) => Result | Promise<Result>;
+  readonly #app: Nenc;
+  readonly #retryClasses: readonly ErrorClass[];
+  readonly config: TaskConfig;
+
+  constructor(app: Nenc, name: string, fn: (...args: Args) => Result | Promise<Result>, options: TaskOptions) {
+    this.#app = app;
+    this.name = name;
+    this.fn = fn;
+    const { retryFor = [], ...rest } = options;
+    this.#retryClasses = retryFor.filter((kind): kind is ErrorClass => typeof kind === "function");
+    const retryNames = retryFor.filter((kind): kind is string => typeof kind === "string");
+    this.config = app.resolveTaskConfig(name, { ...rest, ...(retryNames.length ? { retryFor: retryNames } : {}) });
+  }
+
+  get retryPolicy(): RetryPolicy {
+    const c = this.config;
+    return {
+      maxRetries: c.maxRetries,
+      retryFor: [...this.#retryClasses, ...c.retryFor],
+      backoffMs: c.retryBackoffMs,
+      backoffMaxMs: c.retryBackoffMaxMs,
+      jitter: c.retryJitter,
+    };
+  }
+
+  /** Record an invocation durably and route it; resolves once it is stored. */
+  async invoke(...args: Args): Promise<Invocation<Awaited<Result>>> {
+    const [invocation] = await this.#app.register([this.#newInvocation(args)]);
+    return invocation as Invocation<Awaited<Result>>;
+  }
+
+  /** Invoke once per argument list, routed in batches (`parallelBatchSize`). */
+  async parallelize(argsList: Iterable<Args>): Promise<Invocation<Awaited<Result>>[]> {
+    const all = [...argsList].map((args) => this.#newInvocation(args));
+    const size = this.#app.config.parallelBatchSize;
+    const out: Invocation<Awaited<Result>>[] = [];
+    for (let i = 0; i < all.length; i += size) {
+      out.push(...((await this.#app.register(all.slice(i, i + size))) as Invocation<Awaited<Result>>[]));
+    }
+    return out;
+  }
+
+  #newInvocation(args: Args): NewInvocation {
+    if (!Array.isArray(args)) throw new TypeError(`${this.name}: arguments must be an array`);
+    const encoded = args.map((arg, i) => serialize(arg, `argument ${i} of ${this.name}`));
+    const now = this.#app.clock.now();
+    return {
+      id: randomUUID(),
+      taskId: this.name,
+      callId: `${this.name}:${stableHash(args)}`,
+      args: `[${encoded.join(",")}]`,
+      parentId: taskContext.getStore()?.invocationId ?? null,
+      createdAt: now,
+      readyAt: now,
+    };
+  }
+}

@@ -1,0 +1,361 @@
+import { randomBytes } from "node:crypto";
+import { cpus, hostname } from "node:os";
+import { errorRecord, serialize } from "../core/serializer.js";
+import { isRetriable, retryDelayMs } from "../core/retry.js";
+import { UnknownTaskError } from "../core/errors.js";
+import { afterTransition, planTransition, type Ownership, type TransitionRequest } from "../core/transition.js";
+import type { Status } from "../core/status.js";
+import type { Backend } from "../ports/backend.js";
+import type { ClaimedInvocation, LogLevel } from "../ports/records.js";
+import type { Nenc } from "./app.js";
+import { AsyncExecutor } from "./async-executor.js";
+import type { TaskContext } from "./context.js";
+import type { Executor, Outcome } from "./executor.js";
+import { Heartbeat } from "./heartbeat.js";
+import { hostId, processStartTime } from "./host.js";
+import { Recovery, type RecoveryReport } from "./recovery.js";
+import { WriteBatcher } from "./write-batcher.js";
+
+export interface WorkerOptions {
+  /** Tasks run at once (default: config `concurrency`, else 50 async or one per core). */
+  readonly concurrency?: number;
+  readonly runner?: "async" | "process";
+  /** Beat from a thread (default where other processes share the backend) or from the event loop. */
+  readonly heartbeat?: "thread" | "inline";
+  /** Take part in recovery (default true). */
+  readonly recovery?: boolean;
+  /** Run tasks somewhere else than the built-in executors. */
+  readonly executor?: Executor;
+  /** Told of each recovery pass that found something. */
+  readonly onRecovery?: (report: RecoveryReport) => void;
+}
+
+interface Active {
+  state: Ownership;
+  readonly claimed: ClaimedInvocation;
+  readonly abort: AbortController;
+}
+
+/**
+ * A worker: one runner identity that claims invocations, runs them on its executor and records
+ * the outcome, plus its heartbeat and its share of recovery.
+ *
+ * Loop ("pump"): whenever there is a free slot and something may have changed (a broker
+ * notification, a finished task, the poll timer), claim up to the free slots in one atomic step;
+ * each claimed invocation goes PENDING -> RUNNING (one batched write), runs, then RUNNING ->
+ * SUCCESS / RETRY / FAILED. Every write is a compare-and-set on the attempt it claimed: once
+ * recovery took the invocation (this runner looked dead), the write is refused and the work is
+ * dropped. A refused heartbeat means the same for all of it: the worker drops everything and
+ * carries on under a new runner id.
+ *
+ * Stop (SIGTERM/SIGINT via the CLI): no more claims; every active invocation goes KILLED ->
+ * REROUTED in one batch, so another runner picks it up at once; then the runner is retired.
+ */
+export class Worker {
+  readonly #app: Nenc;
+  readonly #options: WorkerOptions;
+  #backend!: Backend;
+  #executor!: Executor;
+  #batcher!: WriteBatcher;
+  #heartbeat: Heartbeat | undefined;
+  #recovery: Recovery | undefined;
+  #runnerId = "";
+  readonly #active = new Map<string, Active>();
+  #stopping = false;
+  #started = false;
+  #pumping = false;
+  #pumpAgain = false;
+  #unsubscribe: (() => void) | undefined;
+  #pollTimer: NodeJS.Timeout | undefined;
+  readonly #stopListeners: (() => void)[] = [];
+  #stopped: Promise<void> | undefined;
+
+  constructor(app: Nenc, options: WorkerOptions = {}) {
+    this.#app = app;
+    this.#options = options;
+  }
+
+  get runnerId(): string {
+    return this.#runnerId;
+  }
+
+  get activeCount(): number {
+    return this.#active.size;
+  }
+
+  get kind(): string {
+    return this.#executor?.kind ?? this.#options.runner ?? this.#app.config.runner;
+  }
+
+  onStop(listener: () => void): void {
+    this.#stopListeners.push(listener);
+  }
+
+  async start(): Promise<void> {
+    if (this.#started) throw new Error("this worker was already started");
+    this.#started = true;
+    const app = this.#app;
+    const config = app.config;
+    this.#backend = await app.backend();
+    this.#executor = this.#options.executor ?? (await this.#createExecutor());
+    await this.#executor.start();
+    this.#batcher = new WriteBatcher(this.#backend, (error) => this.#warn("writing logs failed", error));
+    await this.#register();
+    const threaded = (this.#options.heartbeat ?? (this.#backend.capabilities.sharedAcrossProcesses ? "thread" : "inline")) === "thread";
+    this.#heartbeat = new Heartbeat({
+      backend: this.#backend,
+      config,
+      clock: app.clock,
+      threaded,
+      onRefused: () => void this.#onDeclaredDead(),
+      onError: (error) => this.#warn("heartbeat failed", error),
+    });
+    this.#heartbeat.start(this.#runnerId);
+    if (this.#options.recovery !== false) {
+      this.#recovery = new Recovery({
+        backend: this.#backend,
+        config,
+        clock: app.clock,
+        holder: () => this.#runnerId,
+        onError: (error) => this.#warn("recovery pass failed", error),
+        onReport: (report) => {
+          this.#options.onRecovery?.(report);
+          if (report.recovered.length) {
+            app.logger.info(`nenc: recovered ${report.recovered.length} invocation(s) from dead runner(s) ${report.deadRunners.join(", ") || "(earlier)"}`);
+          }
+        },
+      });
+      this.#recovery.start();
+    }
+    this.#unsubscribe = this.#backend.broker.subscribe(() => this.#pump());
+    this.#pollTimer = setInterval(() => this.#pump(), config.pollIntervalMs);
+    this.#pump();
+  }
+
+  /** Graceful stop: running invocations are rerouted to other runners; resolves once written. */
+  stop(): Promise<void> {
+    this.#stopped ??= this.#stop();
+    return this.#stopped;
+  }
+
+  async #stop(): Promise<void> {
+    this.#stopping = true;
+    this.#unsubscribe?.();
+    clearInterval(this.#pollTimer);
+    if (!this.#backend) return;
+    const active = [...this.#active.values()];
+    this.#active.clear();
+    const now = this.#app.clock.now();
+    const requests = active.flatMap((a) => {
+      a.abort.abort();
+      return this.#planChain(a.state, ["KILLED", "REROUTED"], now);
+    });
+    try {
+      await this.#batcher.drain();
+      if (requests.length) await this.#backend.orchestrator.transition(requests);
+      await this.#recovery?.stop();
+      await this.#backend.orchestrator.retireRunners([this.#runnerId], "stopped", now);
+    } catch (error) {
+      this.#warn("stopping cleanly failed; recovery will reroute what is left", error);
+    }
+    await this.#heartbeat?.stop();
+    await this.#executor.stop();
+    for (const listener of this.#stopListeners) listener();
+  }
+
+  async #createExecutor(): Promise<Executor> {
+    const kind = this.#options.runner ?? this.#app.config.runner;
+    const configured = this.#options.concurrency ?? this.#app.config.concurrency;
+    if (kind === "process") {
+      const { ProcessExecutor } = await import("./process-executor.js");
+      return new ProcessExecutor(this.#app, configured || cpus().length);
+    }
+    return new AsyncExecutor(this.#app, configured || 50);
+  }
+
+  async #register(): Promise<void> {
+    this.#runnerId = `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
+    await this.#backend.orchestrator.registerRunner(
+      {
+        id: this.#runnerId,
+        kind: this.#executor.kind,
+        hostId,
+        hostname: hostname(),
+        pid: process.pid,
+        pidStart: processStartTime(process.pid),
+        startedAt: this.#app.clock.now(),
+      },
+      this.#app.clock.now(),
+    );
+  }
+
+  /** Recovery declared this runner dead (it was paused or cut off): drop everything, start afresh. */
+  async #onDeclaredDead(): Promise<void> {
+    if (this.#stopping) return;
+    const dropped = [...this.#active.keys()];
+    for (const active of this.#active.values()) active.abort.abort();
+    this.#active.clear();
+    const old = this.#runnerId;
+    await this.#register();
+    this.#heartbeat?.switchTo(this.#runnerId);
+    this.#app.logger.warn(
+      `nenc: runner ${old} was declared dead while silent; dropped ${dropped.length} invocation(s) ` +
+        `that other runners now own, continuing as ${this.#runnerId}`,
+    );
+    this.#pump();
+  }
+
+  #pump(): void {
+    if (this.#pumping) {
+      this.#pumpAgain = true;
+      return;
+    }
+    if (this.#stopping) return;
+    this.#pumping = true;
+    void this.#claimWhileFree().finally(() => {
+      this.#pumping = false;
+      if (this.#pumpAgain) {
+        this.#pumpAgain = false;
+        this.#pump();
+      }
+    });
+  }
+
+  async #claimWhileFree(): Promise<void> {
+    try {
+      for (;;) {
+        const free = this.#executor.capacity - this.#active.size;
+        if (free <= 0 || this.#stopping) return;
+        const claimed = await this.#backend.broker.claim(this.#runnerId, free, this.#app.clock.now());
+        if (this.#stopping) {
+          // Claimed during stop: give them straight back.
+          const now = this.#app.clock.now();
+          await this.#backend.orchestrator.transition(claimed.flatMap((c) => this.#planChain(this.#claimedState(c), ["REROUTED"], now)));
+          return;
+        }
+        if (claimed.length) crashPoint("claimed");
+        for (const invocation of claimed) this.#begin(invocation);
+        if (claimed.length < free) return;
+      }
+    } catch (error) {
+      this.#warn("claiming failed; will try again", error);
+    }
+  }
+
+  #claimedState(invocation: ClaimedInvocation): Ownership {
+    return { id: invocation.id, status: "PENDING", attempt: invocation.attempt, owner: this.#runnerId };
+  }
+
+  #begin(invocation: ClaimedInvocation): void {
+    const active: Active = { state: this.#claimedState(invocation), claimed: invocation, abort: new AbortController() };
+    this.#active.set(invocation.id, active);
+    void this.#execute(active).catch((error) => this.#warn(`invocation ${invocation.id} could not be finished`, error));
+  }
+
+  async #execute(active: Active): Promise<void> {
+    const { claimed } = active;
+    try {
+      if (!(await this.#advance(active, "RUNNING"))) return;
+      crashPoint("running");
+      const outcome = await this.#executor.run(claimed, this.#contextFor(active));
+      if (active.abort.signal.aborted) return;
+      crashPoint("result");
+      await this.#finish(active, outcome);
+    } finally {
+      if (this.#active.get(claimed.id) === active) this.#active.delete(claimed.id);
+      this.#pump();
+    }
+  }
+
+  async #finish(active: Active, outcome: Outcome): Promise<void> {
+    const { claimed } = active;
+    if (outcome.ok) {
+      await this.#advance(active, "SUCCESS", { result: outcome.result });
+      return;
+    }
+    const task = this.#app.getTask(claimed.taskId);
+    const error = outcome.error;
+    const stored = serialize(errorRecord(error), "error");
+    if (task && !(error instanceof UnknownTaskError) && isRetriable(task.retryPolicy, error, claimed.retries)) {
+      const delay = retryDelayMs(task.retryPolicy, claimed.retries);
+      const readyAt = this.#app.clock.now() + delay;
+      this.#app.logger.info(`nenc: ${claimed.taskId} ${claimed.id} failed (${errorRecord(error).message}); retry ${claimed.retries + 1} in ${delay} ms`);
+      await this.#advance(active, "RETRY", { error: stored, retries: claimed.retries + 1, readyAt });
+      return;
+    }
+    if (error instanceof UnknownTaskError) {
+      this.#app.logger.error(`nenc: ${error.message} (invocation ${claimed.id}); marked FAILED, the worker carries on`);
+    }
+    await this.#advance(active, "FAILED", { error: stored });
+  }
+
+  /** One owned transition of an active invocation; false if it was fenced off (taken from us). */
+  async #advance(
+    active: Active,
+    to: Status,
+    extra: { result?: string; error?: string; retries?: number; readyAt?: number } = {},
+  ): Promise<boolean> {
+    if (active.abort.signal.aborted) return false;
+    const request = planTransition(active.state, to, { by: this.#runnerId, at: this.#app.clock.now(), ...extra });
+    const applied = await this.#write(request);
+    if (applied) {
+      active.state = afterTransition(request);
+      return true;
+    }
+    active.abort.abort();
+    this.#app.logger.warn(`nenc: ${active.claimed.taskId} ${active.claimed.id} attempt ${request.attempt} was taken from this runner; its ${to} was not recorded`);
+    return false;
+  }
+
+  /** Write through the batcher, retrying while the backend is unreachable. */
+  async #write(request: TransitionRequest): Promise<boolean> {
+    for (let delay = 50; ; delay = Math.min(delay * 2, 2000)) {
+      try {
+        return await this.#batcher.transition(request);
+      } catch (error) {
+        if (this.#stopping) throw error;
+        this.#warn(`writing ${request.to} for ${request.id} failed; retrying in ${delay} ms`, error);
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
+    }
+  }
+
+  #planChain(from: Ownership, steps: Status[], at: number): TransitionRequest[] {
+    const requests: TransitionRequest[] = [];
+    let state = from;
+    for (const to of steps) {
+      const request = planTransition(state, to, { by: this.#runnerId, at });
+      requests.push(request);
+      state = afterTransition(request);
+    }
+    return requests;
+  }
+
+  #contextFor(active: Active): TaskContext {
+    const { claimed } = active;
+    const runnerId = this.#runnerId;
+    return {
+      invocationId: claimed.id,
+      taskId: claimed.taskId,
+      attempt: active.state.attempt,
+      runnerId,
+      signal: active.abort.signal,
+      log: (level: LogLevel, message: string) => {
+        if (active.abort.signal.aborted) return;
+        this.#batcher.log({ invocationId: claimed.id, attempt: active.state.attempt, runnerId, at: this.#app.clock.now(), level, message });
+      },
+    };
+  }
+
+  #warn(what: string, error: unknown): void {
+    this.#app.logger.warn(`nenc: ${what}: ${error instanceof Error ? error.message : String(error)}`);
+  }
+}
+
+/**
+ * Chaos hook: NENC_CRASH_AT=claimed|running|result makes this process SIGKILL itself at that
+ * point of an invocation's life, so tests can kill a worker at each step for real.
+ */
+function crashPoint(point: "claimed" | "running" | "result"): void {
+  if (process.env["NENC_CRASH_AT"] === point) process.kill(process.pid, "SIGKILL");
+}
