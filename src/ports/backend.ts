@@ -46,6 +46,7 @@ export interface Broker {
   /**
    * Claim up to `max` claimable invocations whose readyAt has come, oldest first, in one atomic
    * step: each becomes PENDING, owned by `runnerId`, with its attempt bumped and a history entry.
+   * A runner that is unknown or retired (stopped, declared dead) claims nothing.
    */
   claim(runnerId: string, max: number, now: number): Promise<ClaimedInvocation[]>;
   /** How many are claimable now. */

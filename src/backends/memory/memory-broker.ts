@@ -11,6 +11,8 @@ export class MemoryBroker implements Broker {
   async claim(runnerId: string, max: number, now: number): Promise<ClaimedInvocation[]> {
     const store = this.#store;
     const claimed: ClaimedInvocation[] = [];
+    const runner = store.runners.get(runnerId);
+    if (!runner || runner.deadAt !== null || runner.stoppedAt !== null) return claimed;
     for (const id of store.ready) {
       if (claimed.length >= max) break;
       const record = store.invocations.get(id);

@@ -1,0 +1,248 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { planTransition, afterTransition, planRecovery } from "../../src/core/transition.js";
+import { OwnershipError } from "../../src/core/errors.js";
+import type { Backend } from "../../src/ports/backend.js";
+import { newInvocation, openApp, remoteRunner, type BackendFixture } from "./harness.js";
+
+/** The ports themselves: compare-and-set, ownership, fencing, claims, logs, leases. */
+export function stateCases(fixture: BackendFixture): void {
+  const withBackend = (fn: (backend: Backend) => Promise<void>) => async () => {
+    const { app, backend } = await openApp(fixture);
+    try {
+      // Claims are only for registered, live runners.
+      for (const id of ["runner-a", "runner-b", "a", "b", "c", "d", "r", "new", "healthy"]) {
+        await backend.orchestrator.registerRunner(remoteRunner(id), Date.now());
+      }
+      await fn(backend);
+    } finally {
+      await app.close();
+    }
+  };
+
+  describe(`${fixture.name}: state machine and ownership`, () => {
+    it("registers an invocation REGISTERED and claimable, with its first history entry", withBackend(async (b) => {
+      const inv = newInvocation("t", [1]);
+      await b.orchestrator.register([inv]);
+      const record = await b.state.get(inv.id);
+      assert.equal(record?.status, "REGISTERED");
+      assert.equal(record?.attempt, 0);
+      assert.equal(record?.owner, null);
+      assert.equal(record?.args, "[1]");
+      assert.equal(await b.broker.queueLength(Date.now()), 1);
+      assert.deepEqual((await b.state.history(inv.id)).map((h) => h.status), ["REGISTERED"]);
+    }));
+
+    it("claims once: the claimer owns it at attempt 1 and nobody else gets it", withBackend(async (b) => {
+      const inv = newInvocation("t");
+      await b.orchestrator.register([inv]);
+      const first = await b.broker.claim("runner-a", 10, Date.now());
+      const second = await b.broker.claim("runner-b", 10, Date.now());
+      assert.deepEqual(first.map((c) => [c.id, c.attempt]), [[inv.id, 1]]);
+      assert.equal(second.length, 0);
+      const record = await b.state.get(inv.id);
+      assert.equal(record?.status, "PENDING");
+      assert.equal(record?.owner, "runner-a");
+      assert.equal(await b.broker.queueLength(Date.now()), 0);
+    }));
+
+    it("claims oldest first and no more than asked", withBackend(async (b) => {
+      const base = Date.now() - 1000;
+      const invs = [0, 1, 2, 3, 4].map((i) => newInvocation("t", [i], base + i));
+      await b.orchestrator.register(invs);
+      const claimed = await b.broker.claim("r", 3, Date.now());
+      assert.deepEqual(claimed.map((c) => c.id), invs.slice(0, 3).map((i) => i.id));
+    }));
+
+    it("gives nothing to a runner that is unknown or retired", withBackend(async (b) => {
+      await b.orchestrator.register([newInvocation("t")]);
+      assert.equal((await b.broker.claim("never-registered", 1, Date.now())).length, 0);
+      await b.orchestrator.retireRunners(["a"], "dead", Date.now());
+      assert.equal((await b.broker.claim("a", 1, Date.now())).length, 0);
+      await b.orchestrator.retireRunners(["b"], "stopped", Date.now());
+      assert.equal((await b.broker.claim("b", 1, Date.now())).length, 0);
+      assert.equal((await b.broker.claim("c", 1, Date.now())).length, 1);
+    }));
+
+    it("does not claim before readyAt", withBackend(async (b) => {
+      const now = Date.now();
+      const inv = { ...newInvocation("t", [], now), readyAt: now + 60_000 };
+      await b.orchestrator.register([inv]);
+      assert.equal((await b.broker.claim("r", 10, now)).length, 0);
+      assert.equal((await b.broker.claim("r", 10, now + 60_000)).length, 1);
+    }));
+
+    it("applies a compare-and-set only while its expectation holds", withBackend(async (b) => {
+      const inv = newInvocation("t");
+      await b.orchestrator.register([inv]);
+      const [claimed] = await b.broker.claim("a", 1, Date.now());
+      assert.ok(claimed);
+      const pending = { id: inv.id, status: "PENDING" as const, attempt: claimed.attempt, owner: "a" };
+      const toRunning = planTransition(pending, "RUNNING", { by: "a", at: Date.now() });
+      assert.deepEqual(await b.orchestrator.transition([toRunning]), [true]);
+      // The same request again: the status is no longer PENDING.
+      assert.deepEqual(await b.orchestrator.transition([toRunning]), [false]);
+      const running = afterTransition(toRunning);
+      const wrongOwner = { ...planTransition(running, "SUCCESS", { by: "a", at: Date.now(), result: "1" }), expect: { status: "RUNNING" as const, attempt: 1, owner: "b" } };
+      assert.deepEqual(await b.orchestrator.transition([wrongOwner]), [false]);
+      const staleAttempt = { ...planTransition(running, "SUCCESS", { by: "a", at: Date.now(), result: "1" }), expect: { status: "RUNNING" as const, attempt: 0, owner: "a" } };
+      assert.deepEqual(await b.orchestrator.transition([staleAttempt]), [false]);
+      assert.equal((await b.state.get(inv.id))?.status, "RUNNING");
+      const ok = planTransition(running, "SUCCESS", { by: "a", at: Date.now(), result: '"done"' });
+      assert.deepEqual(await b.orchestrator.transition([ok]), [true]);
+      const record = await b.state.get(inv.id);
+      assert.equal(record?.status, "SUCCESS");
+      assert.equal(record?.result, '"done"');
+      assert.equal(record?.owner, null);
+      assert.deepEqual((await b.state.history(inv.id)).map((h) => h.status), ["REGISTERED", "PENDING", "RUNNING", "SUCCESS"]);
+    }));
+
+    it("refuses a non-owner in core before anything reaches the backend", () => {
+      const running = { id: "x", status: "RUNNING" as const, attempt: 1, owner: "a" };
+      assert.throws(() => planTransition(running, "SUCCESS", { by: "b", at: 0 }), OwnershipError);
+    });
+
+    it("applies a batch in order, so chained steps land together", withBackend(async (b) => {
+      const inv = newInvocation("t");
+      await b.orchestrator.register([inv]);
+      const [claimed] = await b.broker.claim("a", 1, Date.now());
+      assert.ok(claimed);
+      const now = Date.now();
+      const running = planTransition({ id: inv.id, status: "PENDING", attempt: 1, owner: "a" }, "RUNNING", { by: "a", at: now });
+      const killed = planTransition(afterTransition(running), "KILLED", { by: "a", at: now });
+      const rerouted = planTransition(afterTransition(killed), "REROUTED", { by: "a", at: now });
+      assert.deepEqual(await b.orchestrator.transition([running, killed, rerouted]), [true, true, true]);
+      assert.equal((await b.state.get(inv.id))?.status, "REROUTED");
+      const [again] = await b.broker.claim("b", 1, Date.now());
+      assert.equal(again?.attempt, 2, "a new claim bumps the fencing attempt");
+    }));
+
+    it("stores a failure's error and a retry's count and delay", withBackend(async (b) => {
+      const inv = newInvocation("t");
+      await b.orchestrator.register([inv]);
+      await b.broker.claim("a", 1, Date.now());
+      const now = Date.now();
+      const running = planTransition({ id: inv.id, status: "PENDING", attempt: 1, owner: "a" }, "RUNNING", { by: "a", at: now });
+      const retry = planTransition(afterTransition(running), "RETRY", { by: "a", at: now, error: '{"name":"E","message":"m"}', retries: 1, readyAt: now + 5000 });
+      assert.deepEqual(await b.orchestrator.transition([running, retry]), [true, true]);
+      const record = await b.state.get(inv.id);
+      assert.equal(record?.status, "RETRY");
+      assert.equal(record?.retries, 1);
+      assert.equal(record?.error, '{"name":"E","message":"m"}');
+      assert.equal((await b.broker.claim("a", 1, now)).length, 0, "not before its backoff");
+      assert.equal((await b.broker.claim("a", 1, now + 5000)).length, 1);
+    }));
+  });
+
+  describe(`${fixture.name}: fencing`, () => {
+    it("refuses every write of an attempt that was taken back", withBackend(async (b) => {
+      const at = Date.now();
+      await b.orchestrator.registerRunner(remoteRunner("old"), at);
+      const inv = newInvocation("t");
+      await b.orchestrator.register([inv]);
+      await b.broker.claim("old", 1, at);
+      const running = planTransition({ id: inv.id, status: "PENDING", attempt: 1, owner: "old" }, "RUNNING", { by: "old", at });
+      await b.orchestrator.transition([running]);
+      // Recovery takes it back and another runner claims it.
+      await b.orchestrator.retireRunners(["old"], "dead", at);
+      const recovery = planRecovery(afterTransition(running), "recoverer", at);
+      assert.deepEqual(recovery.map((r) => r.to), ["RUNNING_RECOVERY", "REROUTED"]);
+      assert.deepEqual(await b.orchestrator.transition(recovery), [true, true]);
+      const [reclaimed] = await b.broker.claim("new", 1, at);
+      assert.equal(reclaimed?.attempt, 2);
+      // The old runner wakes up: its heartbeat, result and log lines are all refused.
+      assert.equal(await b.orchestrator.heartbeat("old", at + 1), false);
+      const lateResult = planTransition(afterTransition(running), "SUCCESS", { by: "old", at, result: '"stale"' });
+      assert.deepEqual(await b.orchestrator.transition([lateResult]), [false]);
+      const stored = await b.state.appendLogs([{ invocationId: inv.id, attempt: 1, runnerId: "old", at, level: "info", message: "late" }]);
+      assert.equal(stored, 0);
+      assert.equal(await b.state.appendLogs([{ invocationId: inv.id, attempt: 2, runnerId: "new", at, level: "info", message: "current" }]), 1);
+      assert.deepEqual((await b.state.logs(inv.id)).map((l) => l.message), ["current"]);
+      const record = await b.state.get(inv.id);
+      assert.equal(record?.owner, "new");
+      assert.equal(record?.result, null);
+    }));
+  });
+
+  describe(`${fixture.name}: runners, leases, queries`, () => {
+    it("keeps runner records and refuses heartbeats once retired", withBackend(async (b) => {
+      const at = Date.now();
+      await b.orchestrator.registerRunner(remoteRunner("r1"), at);
+      await b.orchestrator.registerRunner(remoteRunner("r2"), at);
+      assert.equal(await b.orchestrator.heartbeat("r1", at + 500), true);
+      await b.orchestrator.retireRunners(["r2"], "stopped", at + 600);
+      assert.equal(await b.orchestrator.heartbeat("r2", at + 700), false);
+      assert.equal(await b.orchestrator.heartbeat("nobody", at), false);
+      const runners = new Map((await b.orchestrator.runners()).map((r) => [r.id, r]));
+      assert.equal(runners.get("r1")?.heartbeatAt, at + 500);
+      assert.equal(runners.get("r1")?.hostname, "elsewhere");
+      assert.equal(runners.get("r2")?.stoppedAt, at + 600);
+    }));
+
+    it("grants a lease to one holder at a time, until it expires or its holder is known dead", withBackend(async (b) => {
+      const now = Date.now();
+      assert.equal(await b.orchestrator.acquireLease("recovery", "a", now, 1000), true);
+      assert.equal(await b.orchestrator.acquireLease("recovery", "b", now + 10, 1000), false);
+      assert.equal(await b.orchestrator.acquireLease("recovery", "a", now + 500, 1000), true, "renewal");
+      assert.equal(await b.orchestrator.acquireLease("recovery", "b", now + 1200, 1000), false, "renewed until now+1500");
+      assert.equal(await b.orchestrator.acquireLease("recovery", "b", now + 1200, 1000, "a"), true, "replacing a dead holder");
+      assert.equal(await b.orchestrator.acquireLease("recovery", "a", now + 1300, 1000), false);
+      await b.orchestrator.releaseLease("recovery", "b");
+      assert.equal(await b.orchestrator.acquireLease("recovery", "a", now + 1300, 1000), true);
+    }));
+
+    it("lists and counts by status, task and owner; purge empties the app", withBackend(async (b) => {
+      const invs = [newInvocation("t1"), newInvocation("t1"), newInvocation("t2")];
+      await b.orchestrator.register(invs);
+      await b.broker.claim("a", 1, Date.now());
+      assert.equal((await b.state.list({ taskId: "t1" })).length, 2);
+      assert.equal((await b.state.list({ statuses: ["PENDING"] })).length, 1);
+      assert.equal((await b.state.list({ owner: "a" })).length, 1);
+      assert.equal((await b.state.list({ limit: 2 })).length, 2);
+      assert.deepEqual(await b.state.counts(), { REGISTERED: 2, PENDING: 1 });
+      await b.state.purge();
+      assert.equal((await b.state.list({})).length, 0);
+      assert.equal(await b.state.get(invs[0]!.id), null);
+    }));
+
+    it("wakes subscribers after new work arrives", withBackend(async (b) => {
+      let woken = 0;
+      const unsubscribe = b.broker.subscribe(() => woken++);
+      try {
+        await b.orchestrator.register([newInvocation("t")]);
+        const deadline = Date.now() + 5000;
+        while (woken === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+        assert.ok(woken > 0, "a subscriber was woken");
+      } finally {
+        unsubscribe();
+      }
+    }));
+  });
+
+  describe(`${fixture.name}: claim under contention`, () => {
+    it("hands each invocation to exactly one of two connections claiming at once", async () => {
+      const one = await openApp(fixture);
+      const two = await openApp(fixture, { env: one.env });
+      const other = one.backend.capabilities.sharedAcrossProcesses ? two : one;
+      try {
+        for (const id of ["a", "b", "c", "d"]) await one.backend.orchestrator.registerRunner(remoteRunner(id), Date.now());
+        const invs = Array.from({ length: 300 }, (_, i) => newInvocation("t", [i]));
+        await one.backend.orchestrator.register(invs);
+        const seen: string[] = [];
+        const drain = async (backend: Backend, runner: string) => {
+          for (;;) {
+            const claimed = await backend.broker.claim(runner, 7, Date.now());
+            if (claimed.length === 0) return;
+            seen.push(...claimed.map((c) => c.id));
+          }
+        };
+        await Promise.all([drain(one.backend, "a"), drain(other.backend, "b"), drain(one.backend, "c"), drain(other.backend, "d")]);
+        assert.equal(seen.length, 300);
+        assert.equal(new Set(seen).size, 300, "no invocation claimed twice");
+      } finally {
+        await one.app.close();
+        await two.app.close();
+      }
+    });
+  });
+}

@@ -1,0 +1,200 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { RetryError, SerializationError, TaskFailedError } from "../../src/core/errors.js";
+import type { Nenc } from "../../src/runtime/app.js";
+import { eventually, newInvocation, openApp, sleep, type BackendFixture, type TestApp } from "./harness.js";
+
+class FlakyError extends Error {
+  override name = "FlakyError";
+}
+
+/** Define the tasks the worker cases use on an app (every process of an app defines the same tasks). */
+function defineTasks(app: Nenc) {
+  let flakyCalls = 0;
+  return {
+    add: app.task("add", async (a: number, b: number) => a + b),
+    echo: app.task("echo", async (value: unknown) => value),
+    chatty: app.task("chatty", async (n: number) => {
+      for (let i = 0; i < n; i++) app.logger.info(`line ${i}`);
+      return n;
+    }),
+    boom: app.task("boom", async (message: string) => {
+      throw new TypeError(message);
+    }),
+    flaky: app.task(
+      "flaky",
+      async (failures: number) => {
+        if (flakyCalls++ < failures) throw new FlakyError(`failure ${flakyCalls}`);
+        return flakyCalls;
+      },
+      { maxRetries: 5, retryFor: [FlakyError], retryBackoffMs: 5, retryBackoffMaxMs: 20 },
+    ),
+    retryAlways: app.task("retryAlways", async () => {
+      throw new RetryError("again");
+    }, { maxRetries: 2, retryBackoffMs: 1, retryBackoffMaxMs: 5 }),
+    sleepy: app.task("sleepy", async (ms: number) => {
+      await sleep(ms);
+      return "slept";
+    }),
+  };
+}
+
+export function workerCases(fixture: BackendFixture): void {
+  const withWorker = (fn: (t: TestApp, tasks: ReturnType<typeof defineTasks>) => Promise<void>) => async () => {
+    const opened = await openApp(fixture);
+    const tasks = defineTasks(opened.app);
+    await opened.app.startWorker({ concurrency: 8, heartbeat: "inline" });
+    try {
+      await fn(opened, tasks);
+    } finally {
+      await opened.app.close();
+    }
+  };
+
+  describe(`${fixture.name}: results and errors`, () => {
+    it("runs an invocation and returns its result, with the whole history", withWorker(async ({ app }, { add }) => {
+      const inv = await add.invoke(2, 3);
+      assert.equal(await inv.result(), 5);
+      assert.equal(await inv.status(), "SUCCESS");
+      const history = await inv.history();
+      assert.deepEqual(history.map((h) => h.status), ["REGISTERED", "PENDING", "RUNNING", "SUCCESS"]);
+      assert.equal(history[2]?.pid, process.pid);
+      assert.ok(history[2]?.hostname);
+      assert.equal(await app.invocation<number>(inv.id).result(), 5, "a handle from the id sees the same");
+    }));
+
+    it("carries Date, Map, Set, BigInt, undefined and Error through arguments and results", withWorker(async (_t, { echo }) => {
+      const value = { when: new Date(0), map: new Map([["k", 1n]]), set: new Set([1, 2]), nothing: undefined, err: new RangeError("r"), nan: NaN, $nenc: "literal" };
+      const back = (await (await echo.invoke(value)).result()) as typeof value;
+      assert.deepEqual(back.when, new Date(0));
+      assert.deepEqual(back.map, new Map([["k", 1n]]));
+      assert.deepEqual(back.set, new Set([1, 2]));
+      assert.ok("nothing" in back && back.nothing === undefined);
+      assert.ok(back.err instanceof Error && back.err.name === "RangeError" && back.err.message === "r");
+      assert.ok(Number.isNaN(back.nan));
+      assert.equal(back.$nenc, "literal");
+    }));
+
+    it("rejects result() of a failed task with its error", withWorker(async (_t, { boom }) => {
+      const inv = await boom.invoke("bad input");
+      await assert.rejects(inv.result(), (error: unknown) => {
+        assert.ok(error instanceof TaskFailedError);
+        assert.equal(error.failure.name, "TypeError");
+        assert.equal(error.failure.message, "bad input");
+        return true;
+      });
+      assert.equal(await inv.status(), "FAILED");
+    }));
+
+    it("refuses an argument it cannot carry at invoke, naming it", withWorker(async ({ backend }, { echo }) => {
+      await assert.rejects(echo.invoke({ callback: () => 1 }), (error: unknown) => {
+        assert.ok(error instanceof SerializationError);
+        assert.match(error.message, /argument 0 of echo\.callback is a function/);
+        return true;
+      });
+      assert.equal((await backend.state.list({})).length, 0, "nothing was stored");
+    }));
+
+    it("stores log lines with the invocation, stamped with its attempt and runner", withWorker(async (_t, { chatty }) => {
+      const inv = await chatty.invoke(3);
+      await inv.result();
+      const logs = await inv.logs();
+      assert.deepEqual(logs.map((l) => l.message), ["line 0", "line 1", "line 2"]);
+      assert.ok(logs.every((l) => l.attempt === 1 && l.runnerId.length > 0 && l.level === "info"));
+    }));
+
+    it("routes parallelize batches and returns every result", withWorker(async (_t, { add }) => {
+      const invs = await add.parallelize(Array.from({ length: 250 }, (_, i) => [i, 1] as [number, number]));
+      const results = await Promise.all(invs.map((inv) => inv.result()));
+      assert.deepEqual(results, Array.from({ length: 250 }, (_, i) => i + 1));
+    }));
+  });
+
+  describe(`${fixture.name}: retries`, () => {
+    it("retries the errors in retryFor with backoff, then succeeds", withWorker(async (_t, { flaky }) => {
+      const inv = await flaky.invoke(2);
+      assert.equal(await inv.result(), 3);
+      const statuses = (await inv.history()).map((h) => h.status);
+      assert.deepEqual(statuses.filter((s) => s === "RETRY").length, 2);
+      assert.equal((await inv.record()).retries, 2);
+    }));
+
+    it("always retries RetryError, up to maxRetries, then fails", withWorker(async (_t, { retryAlways }) => {
+      const inv = await retryAlways.invoke();
+      await assert.rejects(inv.result(), TaskFailedError);
+      const statuses = (await inv.history()).map((h) => h.status);
+      assert.equal(statuses.filter((s) => s === "RUNNING").length, 3, "first run plus maxRetries=2");
+    }));
+
+    it("does not retry an error outside retryFor", withWorker(async (_t, { boom }) => {
+      const inv = await boom.invoke("x");
+      await assert.rejects(inv.result());
+      assert.ok(!(await inv.history()).some((h) => h.status === "RETRY"));
+    }));
+  });
+
+  describe(`${fixture.name}: bad input never takes a worker down`, () => {
+    it("fails an invocation of an unknown task with a clear error and keeps working", withWorker(async ({ app, backend }, { add }) => {
+      const stray = newInvocation("noSuchTask", [1]);
+      await backend.orchestrator.register([stray]);
+      await assert.rejects(app.invocation(stray.id).result(), /no task named "noSuchTask"/);
+      assert.equal(await (await add.invoke(1, 1)).result(), 2);
+    }));
+
+    it("fails an invocation whose stored arguments are corrupt and keeps working", withWorker(async ({ app, backend }, { add }) => {
+      const corrupt = { ...newInvocation("add"), args: "{not json" };
+      await backend.orchestrator.register([corrupt]);
+      await assert.rejects(app.invocation(corrupt.id).result(), /stored arguments of invocation .* cannot be read/);
+      assert.equal(await (await add.invoke(2, 2)).result(), 4);
+    }));
+  });
+
+  describe(`${fixture.name}: stopping and dying`, () => {
+    it("on graceful stop reroutes running invocations (KILLED -> REROUTED) and another worker finishes them", async () => {
+      const first = await openApp(fixture);
+      const shared = first.backend.capabilities.sharedAcrossProcesses;
+      const second = shared ? await openApp(fixture, { env: first.env }) : first;
+      const tasks = defineTasks(first.app);
+      if (shared) defineTasks(second.app);
+      try {
+        const stopping = await first.app.startWorker({ concurrency: 2, heartbeat: "inline" });
+        const inv = await tasks.sleepy.invoke(300);
+        await eventually(async () => (await inv.status()) === "RUNNING", "it to run");
+        await stopping.stop();
+        assert.equal(await inv.status(), "REROUTED");
+        await second.app.startWorker({ concurrency: 2, heartbeat: "inline" });
+        assert.equal(await inv.result({ timeoutMs: 20_000 }), "slept");
+        const statuses = (await inv.history()).map((h) => h.status);
+        assert.deepEqual(statuses, ["REGISTERED", "PENDING", "RUNNING", "KILLED", "REROUTED", "PENDING", "RUNNING", "SUCCESS"]);
+      } finally {
+        await first.app.close();
+        if (shared) await second.app.close();
+      }
+    });
+
+    it("drops the work of a runner declared dead: it writes nothing more and carries on as a new runner", async () => {
+      const opened = await openApp(fixture, { extra: { heartbeatIntervalMs: 50 } });
+      const { app, backend } = opened;
+      const { sleepy, add } = defineTasks(app);
+      try {
+        const worker = await app.startWorker({ concurrency: 2, heartbeat: "inline", recovery: false });
+        const inv = await sleepy.invoke(400);
+        await eventually(async () => (await inv.status()) === "RUNNING", "it to run");
+        const oldRunner = worker.runnerId;
+        // What recovery does to a silent runner, done by hand: declared dead, its work taken back.
+        await backend.orchestrator.retireRunners([oldRunner], "dead", Date.now());
+        const record = await inv.record();
+        const { planRecovery } = await import("../../src/core/transition.js");
+        await backend.orchestrator.transition(planRecovery(record, "recoverer", Date.now()));
+        await eventually(async () => worker.runnerId !== oldRunner, "the runner to notice it was declared dead");
+        assert.equal(await inv.result({ timeoutMs: 20_000 }), "slept", "the new runner id re-ran it");
+        const history = await inv.history();
+        const afterRecovery = history.slice(history.findIndex((h) => h.status === "REROUTED") + 1);
+        assert.ok(afterRecovery.every((h) => h.runnerId !== oldRunner), "the old runner wrote nothing after recovery");
+        assert.equal(await (await add.invoke(1, 2)).result(), 3);
+      } finally {
+        await app.close();
+      }
+    });
+  });
+}
