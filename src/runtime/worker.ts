@@ -28,6 +28,8 @@ export interface WorkerOptions {
   readonly executor?: Executor;
   /** Told of each recovery pass that found something. */
   readonly onRecovery?: (report: RecoveryReport) => void;
+  /** Absolute path of the module that defines the app, for runners whose tasks run in other processes. */
+  readonly appModule?: string;
 }
 
 interface Active {
@@ -81,6 +83,11 @@ export class Worker {
 
   get activeCount(): number {
     return this.#active.size;
+  }
+
+  /** Tasks it runs at once (known once started). */
+  get concurrency(): number {
+    return this.#executor?.capacity ?? 0;
   }
 
   get kind(): string {
