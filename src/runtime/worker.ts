@@ -175,7 +175,7 @@ export class Worker {
     const configured = this.#options.concurrency ?? this.#app.config.concurrency;
     if (kind === "process") {
       const { ProcessExecutor } = await import("./process-executor.js");
-      return new ProcessExecutor(this.#app, configured || cpus().length);
+      return new ProcessExecutor(this.#app, configured || cpus().length, { appModule: this.#options.appModule });
     }
     return new AsyncExecutor(this.#app, configured || 50);
   }
@@ -363,6 +363,7 @@ export class Worker {
  * Chaos hook: NENC_CRASH_AT=claimed|running|result makes this process SIGKILL itself at that
  * point of an invocation's life, so tests can kill a worker at each step for real.
  */
+const CRASH_AT = process.env["NENC_CRASH_AT"];
 function crashPoint(point: "claimed" | "running" | "result"): void {
-  if (process.env["NENC_CRASH_AT"] === point) process.kill(process.pid, "SIGKILL");
+  if (CRASH_AT === point) process.kill(process.pid, "SIGKILL");
 }

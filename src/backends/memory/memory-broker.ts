@@ -18,7 +18,7 @@ export class MemoryBroker implements Broker {
       const record = store.invocations.get(id);
       if (!record || record.readyAt === null || record.readyAt > now) continue;
       store.ready.delete(id);
-      record.status = "PENDING";
+      store.setStatus(record, "PENDING");
       record.owner = runnerId;
       record.attempt += 1;
       record.readyAt = null;

@@ -26,6 +26,7 @@ export class MemoryOrchestrator implements Orchestrator {
         error: null,
         updatedAt: inv.createdAt,
       });
+      store.counts.set("REGISTERED", (store.counts.get("REGISTERED") ?? 0) + 1);
       store.ready.add(inv.id);
       store.addHistory(inv.id, "REGISTERED", inv.createdAt, 0, null);
     }
@@ -37,7 +38,7 @@ export class MemoryOrchestrator implements Orchestrator {
     const applied = requests.map((request) => {
       const record = store.invocations.get(request.id);
       if (!record || !expectationHolds(record, request)) return false;
-      record.status = request.to;
+      store.setStatus(record, request.to);
       record.owner = request.owner;
       record.attempt = request.attempt;
       record.readyAt = request.readyAt;

@@ -53,7 +53,7 @@ export class MemoryState implements StateStore {
 
   async counts(): Promise<Partial<Record<Status, number>>> {
     const counts: Partial<Record<Status, number>> = {};
-    for (const { status } of this.#store.invocations.values()) counts[status] = (counts[status] ?? 0) + 1;
+    for (const [status, count] of this.#store.counts) if (count > 0) counts[status] = count;
     return counts;
   }
 

@@ -12,6 +12,8 @@ export class MemoryStore {
   readonly logs = new Map<string, LogLine[]>();
   readonly runners = new Map<string, Mutable<RunnerRecord>>();
   readonly leases = new Map<string, { holder: string; expiresAt: number }>();
+  /** Invocations per status, kept as statuses change so counting never scans. */
+  readonly counts = new Map<Status, number>();
   readonly #listeners = new Set<() => void>();
   #notifyScheduled = false;
 
@@ -19,6 +21,13 @@ export class MemoryStore {
     let entries = this.history.get(id);
     if (!entries) this.history.set(id, (entries = []));
     entries.push({ status, at, attempt, runnerId });
+  }
+
+  /** Every status change goes through here, to keep `counts` right. */
+  setStatus(record: Mutable<InvocationRecord>, to: Status): void {
+    this.counts.set(record.status, (this.counts.get(record.status) ?? 0) - 1);
+    this.counts.set(to, (this.counts.get(to) ?? 0) + 1);
+    record.status = to;
   }
 
   subscribe(listener: () => void): () => void {
@@ -43,5 +52,6 @@ export class MemoryStore {
     this.logs.clear();
     this.runners.clear();
     this.leases.clear();
+    this.counts.clear();
   }
 }
