@@ -61,6 +61,8 @@ export class Nenc {
   #checking = false;
   #checkAgain = false;
   readonly #workers = new Set<Worker>();
+  /** Each task's options from code, so its resolved config can be shown with sources. */
+  readonly #taskCode = new Map<string, Record<string, unknown>>();
 
   constructor(options: NencOptions = {}) {
     const { backend, clock, env, cwd, configFile, ...code } = options;
@@ -109,11 +111,13 @@ export class Nenc {
   }
 
   resolveTaskConfig(name: string, code: Record<string, unknown>): TaskConfig {
+    this.#taskCode.set(name, code);
     return resolveTaskConfig(name, this.resolved, code, this.#inputs).values;
   }
 
+  /** A task's resolved options and where each came from (its code options included, once defined). */
   resolveTaskConfigWithSources(name: string): Resolved<TaskConfig> {
-    return resolveTaskConfig(name, this.resolved, {}, this.#inputs);
+    return resolveTaskConfig(name, this.resolved, this.#taskCode.get(name) ?? {}, this.#inputs);
   }
 
   /** A handle on an invocation from its id, for instance one made by another process. */
@@ -197,6 +201,7 @@ export class Nenc {
       return;
     }
     this.#checking = true;
+    const started = performance.now();
     try {
       const backend = await this.backend();
       for (const [id, set] of [...this.#waiters]) {
@@ -211,8 +216,11 @@ export class Nenc {
       this.#checking = false;
       if (this.#waiters.size === 0) this.#unwatch();
       if (this.#checkAgain) {
+        // Each pass reads every waited invocation: with thousands waiting, passes back to back
+        // would starve everything else, so wait as long as the last pass took before the next.
         this.#checkAgain = false;
-        void this.#checkWaiters();
+        const pause = Math.min(200, performance.now() - started);
+        setTimeout(() => void this.#checkWaiters(), pause);
       }
     }
   }
