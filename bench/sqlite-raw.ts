@@ -1,0 +1,69 @@
+/**
+ * The physical limit of the SQLite backend on this disk: claim + complete pairs per second
+ * straight through the backend ports, with no runtime around them. Registers N invocations,
+ * then loops: claim 64, one batch PENDING -> RUNNING, one batch RUNNING -> SUCCESS.
+ *
+ *   node --import tsx bench/sqlite-raw.ts [count]      (default 50,000; NENC_BENCH_DIR for the file)
+ *
+ * Prints one line of JSON.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { planTransition, type TransitionRequest } from "../src/core/transition.js";
+import { createSqliteBackend } from "../src/backends/sqlite/sqlite-backend.js";
+import type { NewInvocation } from "../src/ports/records.js";
+
+const count = Number(process.argv[2] ?? 50_000);
+const batch = 64;
+const dir = mkdtempSync(join(process.env["NENC_BENCH_DIR"] ?? tmpdir(), "nenc-sqlite-raw-"));
+const backend = createSqliteBackend({ path: join(dir, "bench.sqlite"), appId: "bench" });
+const runnerId = "bench-runner";
+
+try {
+  const now = Date.now();
+  const invocations: NewInvocation[] = Array.from({ length: count }, (_, i) => ({
+    id: `inv-${i}`,
+    taskId: "noop",
+    callId: `noop:${i}`,
+    args: "[]",
+    parentId: null,
+    createdAt: now,
+    readyAt: now,
+  }));
+  let started = performance.now();
+  for (let i = 0; i < count; i += 1000) await backend.orchestrator.register(invocations.slice(i, i + 1000));
+  const registerSeconds = (performance.now() - started) / 1000;
+
+  started = performance.now();
+  let done = 0;
+  for (;;) {
+    const claimed = await backend.broker.claim(runnerId, batch, Date.now());
+    if (claimed.length === 0) break;
+    const at = Date.now();
+    const running: TransitionRequest[] = claimed.map((c) =>
+      planTransition({ id: c.id, status: "PENDING", attempt: c.attempt, owner: runnerId }, "RUNNING", { by: runnerId, at }),
+    );
+    const ran = await backend.orchestrator.transition(running);
+    const success = running
+      .filter((_, i) => ran[i])
+      .map((r) => planTransition({ id: r.id, status: "RUNNING", attempt: r.attempt, owner: runnerId }, "SUCCESS", { by: runnerId, at, result: "null" }));
+    const finished = await backend.orchestrator.transition(success);
+    done += finished.filter(Boolean).length;
+  }
+  const seconds = (performance.now() - started) / 1000;
+  if (done !== count) throw new Error(`finished ${done} of ${count}`);
+  console.log(
+    JSON.stringify({
+      bench: "sqlite-raw",
+      invocations: count,
+      claimBatch: batch,
+      registerPerSecond: Math.round(count / registerSeconds),
+      claimCompletePairsPerSecond: Math.round(count / seconds),
+      seconds: Number(seconds.toFixed(3)),
+    }),
+  );
+} finally {
+  await backend.close();
+  rmSync(dir, { recursive: true, force: true });
+}

@@ -1,0 +1,56 @@
+import { resolve } from "node:path";
+import type { Backend, Capabilities } from "../../ports/backend.js";
+import { SqliteBroker } from "./sqlite-broker.js";
+import { SqliteNotifier } from "./sqlite-notifier.js";
+import { SqliteOrchestrator } from "./sqlite-orchestrator.js";
+import { reportOnce, type CorruptRowHandler } from "./sqlite-rows.js";
+import { openDatabase, type SqliteDatabase } from "./sqlite-schema.js";
+import { SqliteState } from "./sqlite-state.js";
+
+export { CorruptRecordError } from "./sqlite-rows.js";
+
+export interface SqliteBackendOptions {
+  /** The app's database file (created with its directory when missing), or ":memory:". */
+  readonly path: string;
+  /** The app the file belongs to: a file of another app is refused. */
+  readonly appId: string;
+  /** Told of rows left out of a listing because they cannot be read (default: a process warning). */
+  readonly onCorruptRow?: CorruptRowHandler;
+}
+
+/**
+ * One SQLite file per app, shared by every worker and client process on this host. Each process
+ * holds one connection; every write is one IMMEDIATE transaction, so writers queue on SQLite's
+ * lock (with a busy timeout) and readers never wait, thanks to WAL.
+ */
+export class SqliteBackend implements Backend {
+  readonly kind = "sqlite";
+  readonly capabilities: Capabilities;
+  readonly orchestrator: SqliteOrchestrator;
+  readonly broker: SqliteBroker;
+  readonly state: SqliteState;
+  readonly path: string;
+  readonly #db: SqliteDatabase;
+  readonly #notifier: SqliteNotifier;
+
+  constructor(options: SqliteBackendOptions) {
+    const inMemory = options.path === ":memory:";
+    this.path = inMemory ? options.path : resolve(options.path);
+    this.capabilities = { sharedAcrossProcesses: !inMemory };
+    this.#db = openDatabase({ path: this.path, appId: options.appId });
+    this.#notifier = new SqliteNotifier(inMemory ? null : this.path);
+    const onCorrupt = reportOnce(options.onCorruptRow ?? ((error) => process.emitWarning(error)));
+    this.orchestrator = new SqliteOrchestrator(this.#db, this.#notifier, onCorrupt);
+    this.broker = new SqliteBroker(this.#db, this.#notifier);
+    this.state = new SqliteState(this.#db, this.#notifier, onCorrupt);
+  }
+
+  async close(): Promise<void> {
+    this.#notifier.close();
+    if (this.#db.open) this.#db.close();
+  }
+}
+
+export function createSqliteBackend(options: SqliteBackendOptions): SqliteBackend {
+  return new SqliteBackend(options);
+}

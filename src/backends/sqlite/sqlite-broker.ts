@@ -1,0 +1,59 @@
+import type { Status } from "../../core/status.js";
+import type { Broker } from "../../ports/backend.js";
+import type { ClaimedInvocation } from "../../ports/records.js";
+import type { SqliteNotifier } from "./sqlite-notifier.js";
+import { CLAIMED_COLUMNS, toClaimed } from "./sqlite-rows.js";
+import { CLAIMABLE_SQL, type SqliteDatabase } from "./sqlite-schema.js";
+
+/** What a claim makes of an invocation, as the port defines it. */
+const CLAIMED: Status = "PENDING";
+
+type ClaimRow = Record<string, unknown> & { seq: number };
+
+/**
+ * The queue is the partial index invocations_queue: the rows whose ready_at is set, in
+ * (ready_at, seq) order. A claim is one UPDATE over the head of that index in one IMMEDIATE
+ * transaction, so two processes can never claim the same attempt; its history rows are written
+ * by the schema's trigger.
+ */
+export class SqliteBroker implements Broker {
+  readonly #notifier: SqliteNotifier;
+  readonly #claim: (runnerId: string, max: number, now: number) => ClaimRow[];
+  readonly #queueLength;
+
+  constructor(db: SqliteDatabase, notifier: SqliteNotifier) {
+    this.#notifier = notifier;
+    const claim = db.prepare<[string, string, string, number, number, number], ClaimRow>(
+      `UPDATE invocations SET status = ?, owner = ?, changed_by = ?, attempt = attempt + 1, ready_at = NULL, updated_at = ?
+       WHERE seq IN (
+         SELECT seq FROM invocations
+         WHERE ready_at <= ? AND status IN (${CLAIMABLE_SQL})
+         ORDER BY ready_at, seq LIMIT ?
+       )
+       RETURNING ${CLAIMED_COLUMNS}`,
+    );
+    const run = db.transaction((runnerId: string, max: number, now: number) => claim.all(CLAIMED, runnerId, runnerId, now, now, max));
+    this.#claim = run.immediate;
+    this.#queueLength = db
+      .prepare<[number], number>(`SELECT count(*) FROM invocations WHERE ready_at <= ? AND status IN (${CLAIMABLE_SQL})`)
+      .pluck();
+  }
+
+  async claim(runnerId: string, max: number, now: number): Promise<ClaimedInvocation[]> {
+    if (max <= 0) return [];
+    const rows = this.#claim(runnerId, Math.floor(max), now);
+    if (rows.length === 0) return [];
+    this.#notifier.changed();
+    // RETURNING gives no order; the queue order among rows claimed together is their seq.
+    rows.sort((a, b) => a.seq - b.seq);
+    return rows.map(toClaimed);
+  }
+
+  async queueLength(now: number): Promise<number> {
+    return this.#queueLength.get(now) ?? 0;
+  }
+
+  subscribe(listener: () => void): () => void {
+    return this.#notifier.subscribe(listener);
+  }
+}

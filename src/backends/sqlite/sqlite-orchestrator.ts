@@ -1,0 +1,157 @@
+import { NencError } from "../../core/errors.js";
+import type { Status } from "../../core/status.js";
+import type { TransitionRequest } from "../../core/transition.js";
+import type { Orchestrator } from "../../ports/backend.js";
+import type { NewInvocation, RunnerInfo, RunnerRecord } from "../../ports/records.js";
+import type { SqliteNotifier } from "./sqlite-notifier.js";
+import { decodeEach, RUNNER_COLUMNS, toRunner, type CorruptRowHandler } from "./sqlite-rows.js";
+import type { SqliteDatabase } from "./sqlite-schema.js";
+
+/** What a new invocation is, as the port defines it. */
+const REGISTERED: Status = "REGISTERED";
+
+type Row = Record<string, unknown>;
+
+/**
+ * Status writes, runners and leases. Every method that writes is one IMMEDIATE transaction; a
+ * transition is an UPDATE whose WHERE is the request's expectation, so it applies only if nobody
+ * changed the invocation since it was read. History rows come from the schema's triggers.
+ */
+export class SqliteOrchestrator implements Orchestrator {
+  readonly #notifier: SqliteNotifier;
+  readonly #onCorrupt: CorruptRowHandler;
+  readonly #register: (invocations: readonly NewInvocation[]) => void;
+  readonly #transition: (requests: readonly TransitionRequest[]) => boolean[];
+  readonly #registerRunner: (info: RunnerInfo, now: number) => void;
+  readonly #heartbeat: (runnerId: string, now: number) => boolean;
+  readonly #retire: (runnerIds: readonly string[], how: "stopped" | "dead", now: number) => void;
+  readonly #acquireLease: (name: string, holder: string, now: number, ttlMs: number, replacing: string | null) => boolean;
+  readonly #releaseLease: (name: string, holder: string) => void;
+  readonly #runners;
+
+  constructor(db: SqliteDatabase, notifier: SqliteNotifier, onCorrupt: CorruptRowHandler) {
+    this.#notifier = notifier;
+    this.#onCorrupt = onCorrupt;
+    this.#register = registerIn(db);
+    this.#transition = transitionIn(db);
+
+    const upsertRunner = db.prepare<[string, string, string, string, number, string | null, number, number]>(
+      `INSERT OR REPLACE INTO runners (id, kind, host_id, hostname, pid, pid_start, started_at, heartbeat_at, stopped_at, dead_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)`,
+    );
+    this.#registerRunner = db.transaction((r: RunnerInfo, now: number) => {
+      upsertRunner.run(r.id, r.kind, r.hostId, r.hostname, r.pid, r.pidStart, r.startedAt, now);
+    }).immediate;
+
+    const beat = db.prepare<[number, string]>(
+      "UPDATE runners SET heartbeat_at = max(heartbeat_at, ?) WHERE id = ? AND dead_at IS NULL AND stopped_at IS NULL",
+    );
+    this.#heartbeat = db.transaction((runnerId: string, now: number) => beat.run(now, runnerId).changes > 0).immediate;
+
+    const retireDead = db.prepare<[number, string]>("UPDATE runners SET dead_at = coalesce(dead_at, ?) WHERE id = ?");
+    const retireStopped = db.prepare<[number, string]>("UPDATE runners SET stopped_at = coalesce(stopped_at, ?) WHERE id = ?");
+    this.#retire = db.transaction((ids: readonly string[], how: "stopped" | "dead", now: number) => {
+      const statement = how === "dead" ? retireDead : retireStopped;
+      for (const id of ids) statement.run(now, id);
+    }).immediate;
+
+    // Free when missing, expired, already the holder's, or held by `replacing`.
+    const takeLease = db.prepare<[string, string, number, string | null, number]>(
+      `INSERT INTO leases (name, holder, expires_at) VALUES (?, ?, ?)
+       ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+       WHERE leases.holder = excluded.holder OR leases.holder = ? OR leases.expires_at <= ?`,
+    );
+    this.#acquireLease = db.transaction(
+      (name: string, holder: string, now: number, ttlMs: number, replacing: string | null) =>
+        takeLease.run(name, holder, now + ttlMs, replacing, now).changes > 0,
+    ).immediate;
+
+    const dropLease = db.prepare<[string, string]>("DELETE FROM leases WHERE name = ? AND holder = ?");
+    this.#releaseLease = db.transaction((name: string, holder: string) => {
+      dropLease.run(name, holder);
+    }).immediate;
+
+    this.#runners = db.prepare<[], Row>(`SELECT ${RUNNER_COLUMNS} FROM runners ORDER BY started_at, id`);
+  }
+
+  async register(invocations: readonly NewInvocation[]): Promise<void> {
+    if (invocations.length === 0) return;
+    this.#register(invocations);
+    this.#notifier.changed();
+  }
+
+  async transition(requests: readonly TransitionRequest[]): Promise<boolean[]> {
+    if (requests.length === 0) return [];
+    const applied = this.#transition(requests);
+    if (applied.includes(true)) this.#notifier.changed();
+    return applied;
+  }
+
+  async registerRunner(info: RunnerInfo, now: number): Promise<void> {
+    this.#registerRunner(info, now);
+  }
+
+  async heartbeat(runnerId: string, now: number): Promise<boolean> {
+    return this.#heartbeat(runnerId, now);
+  }
+
+  async retireRunners(runnerIds: readonly string[], how: "stopped" | "dead", now: number): Promise<void> {
+    if (runnerIds.length === 0) return;
+    this.#retire(runnerIds, how, now);
+  }
+
+  async runners(): Promise<RunnerRecord[]> {
+    return decodeEach(this.#runners.all(), toRunner, this.#onCorrupt);
+  }
+
+  async acquireLease(name: string, holder: string, now: number, ttlMs: number, replacing?: string): Promise<boolean> {
+    return this.#acquireLease(name, holder, now, ttlMs, replacing ?? null);
+  }
+
+  async releaseLease(name: string, holder: string): Promise<void> {
+    this.#releaseLease(name, holder);
+  }
+}
+
+function registerIn(db: SqliteDatabase): (invocations: readonly NewInvocation[]) => void {
+  const insert = db.prepare<[string, string, string, string, string, number, string | null, number, number]>(
+    `INSERT INTO invocations (id, task_id, call_id, args, status, attempt, owner, retries, ready_at, parent_id, created_at, updated_at, changed_by)
+     VALUES (?, ?, ?, ?, ?, 0, NULL, 0, ?, ?, ?, ?, NULL)`,
+  );
+  return db.transaction((invocations: readonly NewInvocation[]) => {
+    for (const inv of invocations) {
+      try {
+        insert.run(inv.id, inv.taskId, inv.callId, inv.args, REGISTERED, inv.readyAt, inv.parentId, inv.createdAt, inv.createdAt);
+      } catch (error) {
+        if ((error as { code?: unknown }).code === "SQLITE_CONSTRAINT_UNIQUE") {
+          throw new NencError(`invocation ${inv.id} already exists`);
+        }
+        throw error;
+      }
+    }
+  }).immediate;
+}
+
+/** Each request is a compare-and-set on (status, attempt[, owner]); later ones see earlier ones. */
+function transitionIn(db: SqliteDatabase): (requests: readonly TransitionRequest[]) => boolean[] {
+  const set =
+    "UPDATE invocations SET status = ?, owner = ?, attempt = ?, ready_at = ?, updated_at = ?, changed_by = ?, " +
+    "result = coalesce(?, result), error = coalesce(?, error), retries = coalesce(?, retries) " +
+    "WHERE id = ? AND status = ? AND attempt = ?";
+  type Params = [string, string | null, number, number | null, number, string | null, string | null, string | null, number | null, string, string, number];
+  const anyOwner = db.prepare<Params>(set);
+  const ownedBy = db.prepare<[...Params, string | null]>(`${set} AND owner IS ?`);
+  return db.transaction((requests: readonly TransitionRequest[]) =>
+    requests.map((r) => {
+      const { expect } = r;
+      const result = r.result ?? null;
+      const error = r.error ?? null;
+      const retries = r.retries ?? null;
+      const info =
+        expect.owner === undefined
+          ? anyOwner.run(r.to, r.owner, r.attempt, r.readyAt, r.at, r.by, result, error, retries, r.id, expect.status, expect.attempt)
+          : ownedBy.run(r.to, r.owner, r.attempt, r.readyAt, r.at, r.by, result, error, retries, r.id, expect.status, expect.attempt, expect.owner);
+      return info.changes > 0;
+    }),
+  ).immediate;
+}

@@ -1,0 +1,148 @@
+import type Database from "better-sqlite3";
+import { STATUSES, type Status } from "../../core/status.js";
+import type { StateStore } from "../../ports/backend.js";
+import type { HistoryView, InvocationFilter, InvocationRecord, LogLine } from "../../ports/records.js";
+import type { SqliteNotifier } from "./sqlite-notifier.js";
+import {
+  CorruptRecordError,
+  decodeEach,
+  INVOCATION_COLUMNS,
+  toHistory,
+  toInvocation,
+  toLogLine,
+  type CorruptRowHandler,
+} from "./sqlite-rows.js";
+import { ACTIVE_SQL, ACTIVE_STATUSES, type SqliteDatabase } from "./sqlite-schema.js";
+
+type Row = Record<string, unknown>;
+type Statement = Database.Statement<unknown[], Row>;
+
+const KNOWN_STATUSES: ReadonlySet<string> = new Set(STATUSES);
+const ACTIVE: ReadonlySet<Status> = new Set(ACTIVE_STATUSES);
+
+/** Reads for handles, the CLI and recovery, plus the fenced log writes. */
+export class SqliteState implements StateStore {
+  readonly #db: SqliteDatabase;
+  readonly #notifier: SqliteNotifier;
+  readonly #onCorrupt: CorruptRowHandler;
+  readonly #lists = new Map<string, Statement>();
+  readonly #get;
+  readonly #history;
+  readonly #logs;
+  readonly #counts;
+  readonly #appendLogs: (lines: readonly LogLine[]) => number;
+  readonly #purge: () => void;
+
+  constructor(db: SqliteDatabase, notifier: SqliteNotifier, onCorrupt: CorruptRowHandler) {
+    this.#db = db;
+    this.#notifier = notifier;
+    this.#onCorrupt = onCorrupt;
+    this.#get = db.prepare<[string], Row>(`SELECT ${INVOCATION_COLUMNS} FROM invocations WHERE id = ?`);
+    this.#history = db.prepare<[string], Row>(
+      `SELECT h.status, h.at, h.attempt, h.runner_id AS runnerId, r.hostname, r.pid
+       FROM invocations i JOIN history h ON h.inv_seq = i.seq LEFT JOIN runners r ON r.id = h.runner_id
+       WHERE i.id = ? ORDER BY h.rowid`,
+    );
+    this.#logs = db.prepare<[string], Row>(
+      `SELECT i.id AS invocationId, l.attempt, l.runner_id AS runnerId, l.at, l.level, l.message
+       FROM invocations i JOIN logs l ON l.inv_seq = i.seq
+       WHERE i.id = ? ORDER BY l.rowid`,
+    );
+    this.#counts = db.prepare<[], { status: unknown; n: number }>("SELECT status, count(*) AS n FROM invocations GROUP BY status");
+
+    // Fenced: stored only while the line's attempt is current and owned by the line's runner.
+    const appendLog = db.prepare<[number, string, number, string, string, string, number, string]>(
+      `INSERT INTO logs (inv_seq, attempt, runner_id, at, level, message)
+       SELECT seq, ?, ?, ?, ?, ? FROM invocations WHERE id = ? AND attempt = ? AND owner = ?`,
+    );
+    this.#appendLogs = db.transaction((lines: readonly LogLine[]) => {
+      let stored = 0;
+      for (const l of lines) {
+        stored += appendLog.run(l.attempt, l.runnerId, l.at, l.level, l.message, l.invocationId, l.attempt, l.runnerId).changes;
+      }
+      return stored;
+    }).immediate;
+
+    const purge = ["invocations", "history", "logs", "runners", "leases"].map((table) => db.prepare(`DELETE FROM ${table}`));
+    this.#purge = db.transaction(() => {
+      for (const statement of purge) statement.run();
+    }).immediate;
+  }
+
+  /** Throws CorruptRecordError, naming the row and field, when the stored row cannot be read. */
+  async get(id: string): Promise<InvocationRecord | null> {
+    const row = this.#get.get(id);
+    return row ? toInvocation(row) : null;
+  }
+
+  /** Oldest first. A row that cannot be read is reported and left out. */
+  async list(filter: InvocationFilter): Promise<InvocationRecord[]> {
+    if (filter.statuses?.length === 0 || filter.limit === 0) return [];
+    const { sql, params } = listQuery(filter);
+    let statement = this.#lists.get(sql);
+    if (!statement) this.#lists.set(sql, (statement = this.#db.prepare<unknown[], Row>(sql)));
+    return decodeEach(statement.all(...params), toInvocation, this.#onCorrupt);
+  }
+
+  async history(id: string): Promise<HistoryView[]> {
+    return decodeEach(this.#history.all(id), (row) => toHistory(id, row), this.#onCorrupt);
+  }
+
+  async appendLogs(lines: readonly LogLine[]): Promise<number> {
+    if (lines.length === 0) return 0;
+    return this.#appendLogs(lines);
+  }
+
+  async logs(id: string): Promise<LogLine[]> {
+    return decodeEach(this.#logs.all(id), toLogLine, this.#onCorrupt);
+  }
+
+  async counts(): Promise<Partial<Record<Status, number>>> {
+    const counts: Partial<Record<Status, number>> = {};
+    for (const { status, n } of this.#counts.all()) {
+      if (typeof status === "string" && KNOWN_STATUSES.has(status)) counts[status as Status] = n;
+      else this.#onCorrupt(new CorruptRecordError("invocations", `(${n} rows)`, "status", status));
+    }
+    return counts;
+  }
+
+  async purge(): Promise<void> {
+    this.#purge();
+    this.#notifier.changed();
+  }
+}
+
+/**
+ * The SQL of a listing; its text depends only on the filter's shape, so statements are cached.
+ * When every asked status is active, the active index's own condition is repeated so SQLite can
+ * use that partial index (it must see the index's WHERE in the query's).
+ */
+function listQuery(filter: InvocationFilter): { sql: string; params: unknown[] } {
+  const where: string[] = [];
+  const params: unknown[] = [];
+  if (filter.statuses) {
+    if (filter.statuses.every((s) => ACTIVE.has(s))) where.push(`status IN (${ACTIVE_SQL})`);
+    where.push(`status IN (${filter.statuses.map(() => "?").join(",")})`);
+    params.push(...filter.statuses);
+  }
+  if (filter.taskId !== undefined) {
+    where.push("task_id = ?");
+    params.push(filter.taskId);
+  }
+  if (filter.owner !== undefined) {
+    where.push("owner = ?");
+    params.push(filter.owner);
+  }
+  if (filter.updatedBefore !== undefined) {
+    where.push("updated_at <= ?");
+    params.push(filter.updatedBefore);
+  }
+  let sql = `SELECT ${INVOCATION_COLUMNS} FROM invocations`;
+  if (where.length) sql += ` WHERE ${where.join(" AND ")}`;
+  sql += " ORDER BY seq";
+  if (filter.limit !== undefined) {
+    sql += " LIMIT ?";
+    params.push(filter.limit);
+  }
+  return { sql, params };
+}
