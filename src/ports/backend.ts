@@ -39,6 +39,15 @@ export interface Orchestrator {
    */
   acquireLease(name: string, holder: string, now: number, ttlMs: number, replacing?: string): Promise<boolean>;
   releaseLease(name: string, holder: string): Promise<void>;
+  /**
+   * Optional, for backends that see their clients' connections (PostgreSQL session locks, Redis
+   * client names): the runners that may still be connected. A runner missing from the set had a
+   * connection for its heartbeat and it has closed: its process is gone, so recovery need not wait
+   * for its heartbeat to time out. A runner that has not beaten yet counts as connected. Null when
+   * the backend cannot tell right now (for instance just after a server restart, while live
+   * runners reconnect).
+   */
+  connectedRunners?(): Promise<Set<string> | null>;
 }
 
 /** The queue: which invocations are ready, handed out atomically, and a wake-up when that changes. */

@@ -13,6 +13,10 @@ export async function createBackend(config: AppConfig): Promise<Backend> {
       const { createSqliteBackend } = await import("../backends/sqlite/sqlite-backend.js");
       return createSqliteBackend({ path: sqlitePathOf(config), appId: config.appId });
     }
+    case "postgres": {
+      const { createPostgresBackend } = await import("../backends/postgres/postgres-backend.js");
+      return createPostgresBackend({ url: config.postgresUrl, appId: config.appId, heartbeatIntervalMs: config.heartbeatIntervalMs });
+    }
     default:
       throw new Error(`backend ${config.backend} is not available in this build of nenc`);
   }

@@ -13,18 +13,27 @@ export interface RecoveryReport {
   readonly recovered: string[];
 }
 
-/** Whether a runner is dead, as far as this host can tell: gone from this host, or silent too long. */
-export function runnerIsDead(runner: RunnerRecord, now: number, deadAfterMs: number): boolean {
+/**
+ * Whether a runner is dead, as far as this host can tell: gone from this host, its backend
+ * connection closed (when the backend can see connections), or silent too long.
+ */
+export function runnerIsDead(
+  runner: RunnerRecord,
+  now: number,
+  deadAfterMs: number,
+  connected: ReadonlySet<string> | null = null,
+): boolean {
   if (runner.deadAt !== null || runner.stoppedAt !== null) return true;
   if (runner.hostId === hostId && !processAlive(runner.pid, runner.pidStart)) return true;
+  if (connected !== null && !connected.has(runner.id)) return true;
   return now - runner.heartbeatAt > deadAfterMs;
 }
 
 /**
  * The recovery service. Every worker runs one; a lease in the backend lets one act at a time
  * (no cron, no clock slots). Each pass:
- *   1. declares dead the runners whose process is gone from this host or whose heartbeat is older
- *      than runnerDeadAfterMs,
+ *   1. declares dead the runners whose process is gone from this host, whose backend connection
+ *      closed (Orchestrator.connectedRunners), or whose heartbeat is older than runnerDeadAfterMs,
  *   2. takes back every invocation in an owned status whose owner is not a live runner (each
  *      status's recoverTo, then REROUTED: all compare-and-sets, so a live owner's write or another
  *      recoverer can never be overwritten),
@@ -89,11 +98,14 @@ export class Recovery {
     const { orchestrator, state } = this.#backend;
     const now = this.#clock.now();
     const runners = await orchestrator.runners();
-    if (!(await this.#acquireLease(runners, now))) return null;
+    // Asked after the runners are read, so that a runner registering meanwhile is not missed.
+    const connected = (await orchestrator.connectedRunners?.()) ?? null;
+    if (!(await this.#acquireLease(runners, now, connected))) return null;
     const deadAfter = this.#config.runnerDeadAfterMs;
-    const newlyDead = runners.filter((r) => r.deadAt === null && r.stoppedAt === null && runnerIsDead(r, now, deadAfter));
+    const isDead = (r: RunnerRecord) => runnerIsDead(r, now, deadAfter, connected);
+    const newlyDead = runners.filter((r) => r.deadAt === null && r.stoppedAt === null && isDead(r));
     if (newlyDead.length) await orchestrator.retireRunners(newlyDead.map((r) => r.id), "dead", now);
-    const live = new Set(runners.filter((r) => !runnerIsDead(r, now, deadAfter)).map((r) => r.id));
+    const live = new Set(runners.filter((r) => !isDead(r)).map((r) => r.id));
 
     const owned = await state.list({ statuses: OWNED_STATUSES });
     const orphaned = owned.filter((inv) => inv.owner === null || !live.has(inv.owner));
@@ -108,14 +120,16 @@ export class Recovery {
     return planRecovery(inv, this.#holder(), now);
   }
 
-  async #acquireLease(runners: RunnerRecord[], now: number): Promise<boolean> {
+  async #acquireLease(runners: RunnerRecord[], now: number, connected: ReadonlySet<string> | null): Promise<boolean> {
     const { orchestrator } = this.#backend;
     const ttl = this.#config.recoveryLeaseMs;
     const holder = this.#holder();
     if (await orchestrator.acquireLease(RECOVERY_LEASE, holder, now, ttl)) return true;
     // The holder may be a runner whose process is gone: then waiting out its lease only delays
-    // recovery. Break the lease only when this host can tell for certain.
-    const dead = runners.filter((r) => r.id !== holder && r.hostId === hostId && !processAlive(r.pid, r.pidStart));
+    // recovery. Break the lease only when this host or the backend can tell for certain.
+    const gone = (r: RunnerRecord) =>
+      (r.hostId === hostId && !processAlive(r.pid, r.pidStart)) || (connected !== null && !connected.has(r.id));
+    const dead = runners.filter((r) => r.id !== holder && gone(r));
     for (const runner of dead) {
       if (await orchestrator.acquireLease(RECOVERY_LEASE, holder, now, ttl, runner.id)) return true;
     }

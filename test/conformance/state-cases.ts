@@ -138,7 +138,7 @@ export function stateCases(fixture: BackendFixture): void {
     it("refuses every write of an attempt that was taken back", withBackend(async (b) => {
       const at = Date.now();
       await b.orchestrator.registerRunner(remoteRunner("old"), at);
-      const inv = newInvocation("t");
+      const inv = newInvocation("t", [], at);
       await b.orchestrator.register([inv]);
       await b.broker.claim("old", 1, at);
       const running = planTransition({ id: inv.id, status: "PENDING", attempt: 1, owner: "old" }, "RUNNING", { by: "old", at });

@@ -1,0 +1,53 @@
+import type { Backend, Capabilities } from "../../ports/backend.js";
+import { PostgresBroker } from "./postgres-broker.js";
+import { PostgresConnection } from "./postgres-connection.js";
+import { PostgresListener } from "./postgres-listener.js";
+import { PostgresOrchestrator } from "./postgres-orchestrator.js";
+import { PostgresSession } from "./postgres-session.js";
+import { PostgresState } from "./postgres-state.js";
+
+export interface PostgresBackendOptions {
+  /** postgres://user:password@host:port/database */
+  readonly url: string;
+  readonly appId: string;
+  /** The runners' heartbeat interval: after a server restart, live runners take their locks again within it. */
+  readonly heartbeatIntervalMs?: number;
+  /** Pool size for ordinary statements (default 10). */
+  readonly poolSize?: number;
+}
+
+/**
+ * Invocations in PostgreSQL, shared by every process and host pointed at the same server. The
+ * tables live in the schema `nenc`, created on first use; every row carries its app's id.
+ */
+export class PostgresBackend implements Backend {
+  readonly kind = "postgres";
+  readonly capabilities: Capabilities = { sharedAcrossProcesses: true };
+  readonly orchestrator: PostgresOrchestrator;
+  readonly broker: PostgresBroker;
+  readonly state: PostgresState;
+  readonly #connection: PostgresConnection;
+  readonly #listener: PostgresListener;
+  readonly #session: PostgresSession;
+
+  constructor(connection: PostgresConnection, options: PostgresBackendOptions) {
+    this.#connection = connection;
+    this.#listener = new PostgresListener(connection);
+    this.#session = new PostgresSession(connection);
+    // Long enough for every live runner to beat (and so lock) again after a server restart.
+    const graceMs = Math.max(5000, 3 * (options.heartbeatIntervalMs ?? 1000));
+    this.orchestrator = new PostgresOrchestrator(connection, this.#session, graceMs);
+    this.broker = new PostgresBroker(connection, this.#listener);
+    this.state = new PostgresState(connection);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.#listener.close(), this.#session.close()]);
+    await this.#connection.close();
+  }
+}
+
+export async function createPostgresBackend(options: PostgresBackendOptions): Promise<PostgresBackend> {
+  const connection = await PostgresConnection.open(options);
+  return new PostgresBackend(connection, options);
+}

@@ -1,0 +1,80 @@
+import { CLAIMABLE_STATUSES, STATUSES, STATUS_TABLE, type Status } from "../../core/status.js";
+import type { Broker } from "../../ports/backend.js";
+import type { ClaimedInvocation } from "../../ports/records.js";
+import type { PostgresConnection } from "./postgres-connection.js";
+import type { PostgresListener } from "./postgres-listener.js";
+
+/** The status a claim moves an invocation to: the one whose entry makes the claimer its owner. */
+const CLAIMED: Status = STATUSES.find((s) => STATUS_TABLE[s].acquires === true)!;
+
+/**
+ * One statement: lock the runner's row (a retire waits for the claim, or the claim sees the
+ * retire), pick the oldest ready invocations nobody else is locking (SKIP LOCKED: concurrent
+ * claims take different rows instead of queueing on each other), and make each the runner's at
+ * the next attempt, with its history entry. The rows come back in queue order.
+ */
+const CLAIM = {
+  name: "nenc_claim",
+  text: `
+    WITH runner AS (
+      SELECT 1 FROM nenc.runners WHERE app_id = $1 AND id = $2 AND dead_at IS NULL AND stopped_at IS NULL FOR SHARE
+    ), picked AS (
+      SELECT i.id, i.ready_at, i.seq FROM nenc.invocations i
+      WHERE i.app_id = $1 AND i.ready_at <= $3 AND i.status = ANY($5::text[]) AND EXISTS (SELECT 1 FROM runner)
+      ORDER BY i.ready_at, i.seq
+      LIMIT $4
+      FOR UPDATE SKIP LOCKED
+    ), claimed AS (
+      UPDATE nenc.invocations i SET status = $6::text, owner = $2, attempt = i.attempt + 1, ready_at = NULL, updated_at = $3,
+        history = i.history || jsonb_build_array(jsonb_build_array($6::text, $3::bigint, i.attempt + 1, $2::text))
+      FROM picked p
+      WHERE i.app_id = $1 AND i.id = p.id
+      RETURNING i.id, i.task_id, i.args, i.attempt, i.retries, i.parent_id, p.ready_at AS queued_at, p.seq AS queued_seq
+    )
+    SELECT id, task_id, args, attempt, retries, parent_id FROM claimed ORDER BY queued_at, queued_seq`,
+};
+
+const QUEUE_LENGTH = `
+  SELECT count(*) AS n FROM nenc.invocations
+  WHERE app_id = $1 AND ready_at <= $2 AND status = ANY($3::text[])`;
+
+interface ClaimedRow {
+  id: string;
+  task_id: string;
+  args: string;
+  attempt: number;
+  retries: number;
+  parent_id: string | null;
+}
+
+export class PostgresBroker implements Broker {
+  readonly #db: PostgresConnection;
+  readonly #listener: PostgresListener;
+
+  constructor(db: PostgresConnection, listener: PostgresListener) {
+    this.#db = db;
+    this.#listener = listener;
+  }
+
+  async claim(runnerId: string, max: number, now: number): Promise<ClaimedInvocation[]> {
+    if (max <= 0) return [];
+    const rows = await this.#db.query<ClaimedRow>(CLAIM, [this.#db.appId, runnerId, now, max, CLAIMABLE_STATUSES, CLAIMED]);
+    return rows.map((row) => ({
+      id: row.id,
+      taskId: row.task_id,
+      args: row.args,
+      attempt: row.attempt,
+      retries: row.retries,
+      parentId: row.parent_id,
+    }));
+  }
+
+  async queueLength(now: number): Promise<number> {
+    const [row] = await this.#db.query<{ n: number }>(QUEUE_LENGTH, [this.#db.appId, now, CLAIMABLE_STATUSES]);
+    return row?.n ?? 0;
+  }
+
+  subscribe(listener: () => void): () => void {
+    return this.#listener.subscribe(listener);
+  }
+}

@@ -1,0 +1,213 @@
+import { createHash } from "node:crypto";
+import { userInfo } from "node:os";
+import type { Client, ClientConfig, CustomTypesConfig, Pool, PoolClient, QueryConfig, QueryResultRow } from "pg";
+import { NencError } from "../../core/errors.js";
+import { migrate } from "./postgres-migrations.js";
+
+type Driver = (typeof import("pg"))["default"];
+
+/** A query the server may keep a plan of: `name` makes it a prepared statement per connection. */
+export type Statement = string | { readonly name: string; readonly text: string };
+
+/** PostgreSQL cannot be reached (down, restarting, refusing connections, the link dropped). */
+export class PostgresUnreachableError extends NencError {
+  override name = "PostgresUnreachableError";
+}
+
+const CONNECTION_CODES = new Set([
+  "ECONNREFUSED", "ECONNRESET", "ENOTFOUND", "EHOSTUNREACH", "ENETUNREACH", "ETIMEDOUT", "EPIPE", "EAI_AGAIN",
+  // admin_shutdown, crash_shutdown, cannot_connect_now, and the connection_exception class
+  "57P01", "57P02", "57P03", "08000", "08001", "08003", "08004", "08006",
+]);
+const CONNECTION_MESSAGES = /Connection terminated|connection error|not queryable|timeout exceeded when trying to connect|Client was closed/i;
+/** deadlock_detected, serialization_failure: nothing was applied, so the statement can run again. */
+const RETRY_CODES = new Set(["40P01", "40001"]);
+
+function isConnectionError(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === "string" && CONNECTION_CODES.has(code)) return true;
+  if (error instanceof AggregateError) return error.errors.some(isConnectionError);
+  return CONNECTION_MESSAGES.test(error.message);
+}
+
+/** The URL without its password, fit for an error message. */
+export function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = "***";
+    return parsed.toString();
+  } catch {
+    return url.replace(/:[^:@/]*@/, ":***@");
+  }
+}
+
+/** 64-bit key of a session advisory lock, from text; the same in every process. */
+export function lockKey(...parts: string[]): string {
+  return createHash("sha256").update(parts.join("\0")).digest().readBigInt64BE(0).toString();
+}
+
+export interface PostgresConnectionOptions {
+  readonly url: string;
+  readonly appId: string;
+  /** Pool size for ordinary statements (default 10). */
+  readonly poolSize?: number;
+}
+
+/**
+ * What the PostgreSQL backend's parts share: the driver (loaded here, on first use, so that no
+ * other backend loads it), a pool for ordinary statements, the schema's migrations, and the
+ * translation of driver errors into errors a user can act on. The pool opens a connection per
+ * query as needed, so after a server restart the next query simply reconnects.
+ */
+export class PostgresConnection {
+  readonly url: string;
+  readonly appId: string;
+  /** The NOTIFY channel of this app: every process of the app listens on it. */
+  readonly channel: string;
+  readonly driver: Driver;
+  readonly #pool: Pool;
+  readonly #config: ClientConfig;
+  #ready: Promise<void> | undefined;
+  #closed = false;
+
+  private constructor(driver: Driver, options: PostgresConnectionOptions) {
+    this.driver = driver;
+    this.url = options.url;
+    this.appId = options.appId;
+    this.channel = `nenc_${createHash("sha256").update(options.appId).digest("hex").slice(0, 24)}`;
+    this.#config = {
+      connectionString: withUser(options.url),
+      types: numericBigints(driver),
+      application_name: `nenc ${options.appId}`.slice(0, 63),
+      keepAlive: true,
+      connectionTimeoutMillis: 10_000,
+    };
+    this.#pool = new driver.Pool({ ...this.#config, max: options.poolSize ?? 10, idleTimeoutMillis: 30_000, allowExitOnIdle: true });
+    // An idle pooled connection that the server closes (restart, admin) is dropped by the pool;
+    // the next query opens a new one. Without a listener the error would end the process.
+    this.#pool.on("error", () => {});
+  }
+
+  static async open(options: PostgresConnectionOptions): Promise<PostgresConnection> {
+    const driver = (await import("pg")).default;
+    return new PostgresConnection(driver, options);
+  }
+
+  /** Run one statement (its own transaction) and return its rows. */
+  async query<R extends QueryResultRow>(statement: Statement, values: unknown[] = []): Promise<R[]> {
+    await this.ready();
+    return this.#retrying(() => this.#pool.query<R>(toConfig(statement, values))).then((result) => result.rows);
+  }
+
+  /** Run `body` in one transaction on one pooled connection; rolled back if it throws. */
+  async transaction<T>(body: (query: <R extends QueryResultRow>(statement: Statement, values?: unknown[]) => Promise<R[]>) => Promise<T>): Promise<T> {
+    await this.ready();
+    return this.#retrying(async () => {
+      const client = await this.#pool.connect();
+      let broken = false;
+      try {
+        await client.query("BEGIN");
+        const result = await body(async <R extends QueryResultRow>(statement: Statement, values: unknown[] = []) =>
+          (await client.query<R>(toConfig(statement, values))).rows,
+        );
+        await client.query("COMMIT");
+        return result;
+      } catch (error) {
+        broken = isConnectionError(error);
+        if (!broken) await client.query("ROLLBACK").catch(() => (broken = true));
+        throw error;
+      } finally {
+        client.release(broken);
+      }
+    });
+  }
+
+  /** A connection of its own, outside the pool (for LISTEN and session locks). */
+  async connect(): Promise<Client> {
+    const client = new this.driver.Client(this.#config);
+    client.on("error", () => {});
+    try {
+      await client.connect();
+    } catch (error) {
+      await client.end().catch(() => {});
+      throw this.translate(error);
+    }
+    return client;
+  }
+
+  /** The schema is migrated before the first statement; a failed attempt is retried next time. */
+  ready(): Promise<void> {
+    if (this.#closed) return Promise.reject(new NencError(`the PostgreSQL backend for app ${this.appId} is closed`));
+    this.#ready ??= this.#migrate().catch((error: unknown) => {
+      this.#ready = undefined;
+      throw this.translate(error);
+    });
+    return this.#ready;
+  }
+
+  async #migrate(): Promise<void> {
+    const client = await this.#pool.connect();
+    let broken = false;
+    try {
+      await migrate(client);
+    } catch (error) {
+      broken = true;
+      throw error;
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  /** A driver error as a user should see it: a clear NencError when the server cannot be reached. */
+  translate(error: unknown): unknown {
+    if (error instanceof NencError || !isConnectionError(error)) return error;
+    const detail = error instanceof AggregateError ? error.errors.map((e: Error) => e.message).join("; ") : (error as Error).message;
+    return new PostgresUnreachableError(`PostgreSQL at ${redactUrl(this.url)} is unreachable: ${detail || (error as { code?: string }).code}`, { cause: error });
+  }
+
+  async #retrying<T>(run: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await run();
+      } catch (error) {
+        const code = (error as { code?: unknown }).code;
+        if (attempt < 5 && typeof code === "string" && RETRY_CODES.has(code)) continue;
+        throw this.translate(error);
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#pool.end().catch(() => {});
+  }
+}
+
+/** Like libpq, log in as PGUSER or the OS user when the URL names nobody (the driver would send no name). */
+function withUser(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.username || !/^postgres(ql)?:$/.test(parsed.protocol)) return url;
+    parsed.username = encodeURIComponent(process.env["PGUSER"] || userInfo().username);
+    return parsed.toString();
+  } catch {
+    return url;
+  }
+}
+
+function toConfig(statement: Statement, values: unknown[]): QueryConfig {
+  return typeof statement === "string" ? { text: statement, values } : { name: statement.name, text: statement.text, values };
+}
+
+/** bigint columns (epoch milliseconds, counts) as numbers: every value we store fits a double exactly. */
+function numericBigints(driver: Driver): CustomTypesConfig {
+  const INT8 = 20;
+  return {
+    getTypeParser: ((oid: number, format?: "text" | "binary") =>
+      oid === INT8 ? (value: string) => Number(value) : driver.types.getTypeParser(oid, format)) as CustomTypesConfig["getTypeParser"],
+  };
+}
+
+export type { PoolClient };

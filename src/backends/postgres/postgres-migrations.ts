@@ -1,0 +1,119 @@
+import type { PoolClient } from "pg";
+
+/**
+ * The schema, as numbered steps applied once each, in order, in the schema `nenc` (every app on
+ * the server shares these tables; every row carries its app_id). Append new steps; never edit one
+ * that has shipped.
+ *
+ * Design notes:
+ * - invocations.history is the status history inline (a JSON array of [status, at, attempt,
+ *   runner]): a transition rewrites the row anyway, so appending there costs no extra row, index
+ *   entry or round trip.
+ * - ready_at is set only while an invocation is queued; the partial index on it is the queue, in
+ *   the order (ready_at, seq), seq being drawn when it was queued.
+ * - fillfactor leaves room on each page so that transitions which change no indexed column
+ *   (PENDING -> RUNNING -> SUCCESS) are HOT updates.
+ * - runners.lock_key is the session advisory lock a runner's heartbeat connection holds: when that
+ *   connection closes (the process died), the lock is gone at once. `watched` says the runner did
+ *   take it, so a runner whose first beat has not happened yet is not taken for dead.
+ */
+export const MIGRATIONS: readonly { readonly version: number; readonly sql: string }[] = [
+  {
+    version: 1,
+    sql: `
+      CREATE SEQUENCE nenc.seq;
+      CREATE TABLE nenc.invocations (
+        app_id text NOT NULL,
+        id text NOT NULL,
+        task_id text NOT NULL,
+        call_id text NOT NULL,
+        args text NOT NULL,
+        status text NOT NULL,
+        attempt integer NOT NULL DEFAULT 0,
+        owner text,
+        retries integer NOT NULL DEFAULT 0,
+        ready_at bigint,
+        seq bigint NOT NULL,
+        created_seq bigint NOT NULL,
+        parent_id text,
+        result text,
+        error text,
+        created_at bigint NOT NULL,
+        updated_at bigint NOT NULL,
+        history jsonb NOT NULL,
+        PRIMARY KEY (app_id, id)
+      ) WITH (fillfactor = 75);
+      CREATE INDEX invocations_queue ON nenc.invocations (app_id, ready_at, seq) WHERE ready_at IS NOT NULL;
+      CREATE INDEX invocations_status ON nenc.invocations (app_id, status);
+      CREATE TABLE nenc.logs (
+        app_id text NOT NULL,
+        invocation_id text NOT NULL,
+        seq bigserial NOT NULL,
+        attempt integer NOT NULL,
+        runner_id text NOT NULL,
+        at bigint NOT NULL,
+        level text NOT NULL,
+        message text NOT NULL,
+        PRIMARY KEY (app_id, invocation_id, seq)
+      );
+      CREATE TABLE nenc.runners (
+        app_id text NOT NULL,
+        id text NOT NULL,
+        kind text NOT NULL,
+        host_id text NOT NULL,
+        hostname text NOT NULL,
+        pid integer NOT NULL,
+        pid_start text,
+        started_at bigint NOT NULL,
+        heartbeat_at bigint NOT NULL,
+        stopped_at bigint,
+        dead_at bigint,
+        lock_key bigint NOT NULL,
+        watched boolean NOT NULL DEFAULT false,
+        PRIMARY KEY (app_id, id)
+      );
+      CREATE TABLE nenc.leases (
+        app_id text NOT NULL,
+        name text NOT NULL,
+        holder text NOT NULL,
+        expires_at bigint NOT NULL,
+        PRIMARY KEY (app_id, name)
+      );
+    `,
+  },
+];
+
+/** Key of the transaction advisory lock that lets one process at a time migrate. */
+const MIGRATION_LOCK = "7242861550411939105";
+
+/**
+ * Bring the schema up to date. Cheap when it is (one read); otherwise under a transaction-level
+ * advisory lock, so processes starting together on an empty server migrate once, in turn.
+ */
+export async function migrate(client: PoolClient): Promise<void> {
+  const latest = MIGRATIONS[MIGRATIONS.length - 1]!.version;
+  if ((await appliedVersion(client)) >= latest) return;
+  await client.query("BEGIN");
+  try {
+    await client.query("SELECT pg_advisory_xact_lock($1)", [MIGRATION_LOCK]);
+    await client.query("CREATE SCHEMA IF NOT EXISTS nenc");
+    await client.query("CREATE TABLE IF NOT EXISTS nenc.migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())");
+    const current = await appliedVersion(client);
+    for (const step of MIGRATIONS) {
+      if (step.version <= current) continue;
+      await client.query(step.sql);
+      await client.query("INSERT INTO nenc.migrations (version) VALUES ($1)", [step.version]);
+    }
+    await client.query("COMMIT");
+  } catch (error) {
+    await client.query("ROLLBACK").catch(() => {});
+    throw error;
+  }
+}
+
+async function appliedVersion(client: PoolClient): Promise<number> {
+  const found = await client.query<{ exists: boolean }>("SELECT to_regclass('nenc.migrations') IS NOT NULL AS exists");
+  if (!found.rows[0]?.exists) return 0;
+  const rows = await client.query<{ version: number | null }>("SELECT max(version) AS version FROM nenc.migrations");
+  return rows.rows[0]?.version ?? 0;
+}

@@ -1,0 +1,258 @@
+import { STATUS_TABLE } from "../../core/status.js";
+import type { TransitionRequest } from "../../core/transition.js";
+import type { Orchestrator } from "../../ports/backend.js";
+import type { NewInvocation, RunnerInfo, RunnerRecord } from "../../ports/records.js";
+import type { PostgresConnection } from "./postgres-connection.js";
+import type { PostgresSession } from "./postgres-session.js";
+
+/** The status an invocation enters when it is created (it is claimable from then on). */
+const REGISTERED = "REGISTERED";
+
+/** Sends the app's NOTIFY once if `source` has any row; a column of the statement's result. */
+const notifyIfAny = (source: string, channelParam: string) =>
+  `(SELECT count(*) FROM (SELECT pg_notify(${channelParam}, '') FROM ${source} LIMIT 1) notified) AS notified`;
+
+const REGISTER = {
+  name: "nenc_register",
+  text: `
+    WITH created AS (
+      INSERT INTO nenc.invocations (app_id, id, task_id, call_id, args, status, parent_id, created_at, updated_at,
+                                    ready_at, seq, created_seq, history)
+      SELECT $1, n.id, n.task_id, n.call_id, n.args, $9::text, n.parent_id, n.created_at, n.created_at, n.ready_at, n.s, n.s,
+             jsonb_build_array(jsonb_build_array($9::text, n.created_at, 0, NULL))
+      FROM (SELECT r.*, nextval('nenc.seq') AS s
+            FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[])
+                 WITH ORDINALITY AS r(id, task_id, call_id, args, parent_id, created_at, ready_at, ord)
+            ORDER BY r.ord) n
+      RETURNING 1
+    )
+    SELECT ${notifyIfAny("created", "$10")}`,
+};
+
+/**
+ * Compare-and-set of a batch of requests, none two on the same invocation: one statement. Each
+ * request applies only where the stored status, attempt (and owner, when it is checked) are what
+ * it expects; the new values were all computed in core. Queued targets draw a new queue position.
+ */
+const TRANSITION = {
+  name: "nenc_transition",
+  text: `
+    WITH request AS (
+      SELECT * FROM unnest($2::text[], $3::text[], $4::integer[], $5::boolean[], $6::text[], $7::text[], $8::text[],
+                           $9::integer[], $10::bigint[], $11::bigint[], $12::text[], $13::text[], $14::text[],
+                           $15::integer[], $16::boolean[])
+        WITH ORDINALITY AS r(id, expect_status, expect_attempt, check_owner, expect_owner, to_status, owner,
+                             attempt, ready_at, at, by, result, error, retries, queued, ord)
+    ), applied AS (
+      UPDATE nenc.invocations i SET
+        status = r.to_status, owner = r.owner, attempt = r.attempt, ready_at = r.ready_at, updated_at = r.at,
+        seq = CASE WHEN r.queued THEN nextval('nenc.seq') ELSE i.seq END,
+        result = COALESCE(r.result, i.result), error = COALESCE(r.error, i.error), retries = COALESCE(r.retries, i.retries),
+        history = i.history || jsonb_build_array(jsonb_build_array(r.to_status, r.at, r.attempt, r.by))
+      FROM request r
+      WHERE i.app_id = $1 AND i.id = r.id AND i.status = r.expect_status AND i.attempt = r.expect_attempt
+        AND (NOT r.check_owner OR i.owner IS NOT DISTINCT FROM r.expect_owner)
+      RETURNING r.ord
+    )
+    SELECT ARRAY(SELECT ord FROM applied) AS applied, ${notifyIfAny("applied", "$17")}`,
+};
+
+const REGISTER_RUNNER = `
+  INSERT INTO nenc.runners (app_id, id, kind, host_id, hostname, pid, pid_start, started_at, heartbeat_at, lock_key)
+  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+  ON CONFLICT (app_id, id) DO UPDATE SET kind = EXCLUDED.kind, host_id = EXCLUDED.host_id, hostname = EXCLUDED.hostname,
+    pid = EXCLUDED.pid, pid_start = EXCLUDED.pid_start, started_at = EXCLUDED.started_at,
+    heartbeat_at = EXCLUDED.heartbeat_at, stopped_at = NULL, dead_at = NULL, watched = false`;
+
+const HEARTBEAT = {
+  name: "nenc_heartbeat",
+  text: `
+    UPDATE nenc.runners SET heartbeat_at = GREATEST(heartbeat_at, $3), watched = watched OR $4
+    WHERE app_id = $1 AND id = $2 AND dead_at IS NULL AND stopped_at IS NULL
+    RETURNING 1`,
+};
+
+const RUNNER_COLUMNS = `id, kind, host_id, hostname, pid, pid_start, started_at, heartbeat_at, stopped_at, dead_at`;
+
+/**
+ * Runners that may still be connected: those holding their lock, and those that never took one
+ * (only a heartbeat timeout can tell about them). Null for a short while after the server
+ * started, when live runners may not have taken their locks again yet.
+ */
+const CONNECTED_RUNNERS = `
+  WITH held AS MATERIALIZED (
+    SELECT (classid::bigint << 32) | objid::bigint AS key FROM pg_locks
+    WHERE locktype = 'advisory' AND granted AND objsubid = 1
+      AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+  )
+  SELECT CASE WHEN now() - pg_postmaster_start_time() < make_interval(secs => $2::float8 / 1000) THEN NULL
+    ELSE ARRAY(SELECT id FROM nenc.runners WHERE app_id = $1 AND (NOT watched OR lock_key IN (SELECT key FROM held))) END AS ids`;
+
+const ACQUIRE_LEASE = `
+  INSERT INTO nenc.leases AS l (app_id, name, holder, expires_at) VALUES ($1, $2, $3, $4::bigint + $5::bigint)
+  ON CONFLICT (app_id, name) DO UPDATE SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at
+  WHERE l.holder = $3 OR l.holder = $6::text OR l.expires_at <= $4::bigint
+  RETURNING 1`;
+
+interface RunnerRow {
+  id: string;
+  kind: string;
+  host_id: string;
+  hostname: string;
+  pid: number;
+  pid_start: string | null;
+  started_at: number;
+  heartbeat_at: number;
+  stopped_at: number | null;
+  dead_at: number | null;
+}
+
+export class PostgresOrchestrator implements Orchestrator {
+  readonly #db: PostgresConnection;
+  readonly #session: PostgresSession;
+  readonly #connectionGraceMs: number;
+
+  constructor(db: PostgresConnection, session: PostgresSession, connectionGraceMs: number) {
+    this.#db = db;
+    this.#session = session;
+    this.#connectionGraceMs = connectionGraceMs;
+  }
+
+  async register(invocations: readonly NewInvocation[]): Promise<void> {
+    if (invocations.length === 0) return;
+    const column = <K extends keyof NewInvocation>(key: K) => invocations.map((inv) => inv[key]);
+    try {
+      await this.#db.query(REGISTER, [
+        this.#db.appId, column("id"), column("taskId"), column("callId"), column("args"), column("parentId"),
+        column("createdAt"), column("readyAt"), REGISTERED, this.#db.channel,
+      ]);
+    } catch (error) {
+      if ((error as { code?: string }).code === "23505") {
+        const id = /\(app_id, id\)=\([^,]*, ([^)]*)\)/.exec((error as { detail?: string }).detail ?? "")?.[1] ?? "(one of the batch)";
+        throw new Error(`invocation ${id} already exists`);
+      }
+      throw error;
+    }
+  }
+
+  async transition(requests: readonly TransitionRequest[]): Promise<boolean[]> {
+    if (requests.length === 0) return [];
+    const rounds = inRounds(requests);
+    const applied = new Array<boolean>(requests.length).fill(false);
+    if (rounds.length === 1) {
+      this.#mark(applied, rounds[0]!, await this.#db.query<{ applied: number[] }>(TRANSITION, this.#values(requests, rounds[0]!)));
+      return applied;
+    }
+    // Several requests on one invocation (a chain such as KILLED then REROUTED): one round per
+    // position in the chains, in order, in one transaction, so each sees the previous ones.
+    await this.#db.transaction(async (query) => {
+      for (const round of rounds) {
+        this.#mark(applied, round, await query<{ applied: number[] }>(TRANSITION, this.#values(requests, round)));
+      }
+    });
+    return applied;
+  }
+
+  #values(requests: readonly TransitionRequest[], round: readonly number[]): unknown[] {
+    const picked = round.map((i) => requests[i]!);
+    const column = <T>(get: (r: TransitionRequest) => T) => picked.map(get);
+    return [
+      this.#db.appId,
+      column((r) => r.id),
+      column((r) => r.expect.status),
+      column((r) => r.expect.attempt),
+      column((r) => r.expect.owner !== undefined),
+      column((r) => r.expect.owner ?? null),
+      column((r) => r.to),
+      column((r) => r.owner),
+      column((r) => r.attempt),
+      column((r) => r.readyAt),
+      column((r) => r.at),
+      column((r) => r.by),
+      column((r) => r.result ?? null),
+      column((r) => r.error ?? null),
+      column((r) => r.retries ?? null),
+      column((r) => STATUS_TABLE[r.to].claimable === true),
+      this.#db.channel,
+    ];
+  }
+
+  #mark(applied: boolean[], round: readonly number[], rows: { applied: number[] }[]): void {
+    for (const ord of rows[0]?.applied ?? []) applied[round[ord - 1]!] = true;
+  }
+
+  async registerRunner(info: RunnerInfo, now: number): Promise<void> {
+    await this.#db.query(REGISTER_RUNNER, [
+      this.#db.appId, info.id, info.kind, info.hostId, info.hostname, info.pid, info.pidStart, info.startedAt, now,
+      this.#session.keyOf(info.id),
+    ]);
+  }
+
+  /** Beats through the session connection, taking the runner's lock there first if needed. */
+  async heartbeat(runnerId: string, now: number): Promise<boolean> {
+    const holds = await this.#session.hold(runnerId);
+    const rows = await this.#session.query(HEARTBEAT, [this.#db.appId, runnerId, now, holds]);
+    if (rows.length === 0) await this.#session.release(runnerId);
+    return rows.length > 0;
+  }
+
+  async retireRunners(runnerIds: readonly string[], how: "stopped" | "dead", now: number): Promise<void> {
+    if (runnerIds.length === 0) return;
+    const column = how === "dead" ? "dead_at" : "stopped_at";
+    await this.#db.query(
+      `UPDATE nenc.runners SET ${column} = COALESCE(${column}, $3) WHERE app_id = $1 AND id = ANY($2::text[])`,
+      [this.#db.appId, runnerIds, now],
+    );
+  }
+
+  async runners(): Promise<RunnerRecord[]> {
+    const rows = await this.#db.query<RunnerRow>(`SELECT ${RUNNER_COLUMNS} FROM nenc.runners WHERE app_id = $1 ORDER BY started_at, id`, [this.#db.appId]);
+    return rows.map(runnerRecord);
+  }
+
+  async connectedRunners(): Promise<Set<string> | null> {
+    const [row] = await this.#db.query<{ ids: string[] | null }>(CONNECTED_RUNNERS, [this.#db.appId, this.#connectionGraceMs]);
+    return row?.ids ? new Set(row.ids) : null;
+  }
+
+  async acquireLease(name: string, holder: string, now: number, ttlMs: number, replacing?: string): Promise<boolean> {
+    const rows = await this.#db.query(ACQUIRE_LEASE, [this.#db.appId, name, holder, now, ttlMs, replacing ?? null]);
+    return rows.length > 0;
+  }
+
+  async releaseLease(name: string, holder: string): Promise<void> {
+    await this.#db.query("DELETE FROM nenc.leases WHERE app_id = $1 AND name = $2 AND holder = $3", [this.#db.appId, name, holder]);
+  }
+}
+
+/**
+ * Split a batch into rounds that can each be one statement: round k holds the k-th request on
+ * each invocation, so requests on one invocation stay in order and no round touches a row twice.
+ * Within a round, requests are sorted by id so that concurrent batches lock rows in one order.
+ */
+function inRounds(requests: readonly TransitionRequest[]): number[][] {
+  const rounds: number[][] = [];
+  const seen = new Map<string, number>();
+  requests.forEach((request, index) => {
+    const position = seen.get(request.id) ?? 0;
+    seen.set(request.id, position + 1);
+    (rounds[position] ??= []).push(index);
+  });
+  for (const round of rounds) round.sort((a, b) => (requests[a]!.id < requests[b]!.id ? -1 : requests[a]!.id > requests[b]!.id ? 1 : a - b));
+  return rounds;
+}
+
+function runnerRecord(row: RunnerRow): RunnerRecord {
+  return {
+    id: row.id,
+    kind: row.kind,
+    hostId: row.host_id,
+    hostname: row.hostname,
+    pid: row.pid,
+    pidStart: row.pid_start,
+    startedAt: row.started_at,
+    heartbeatAt: row.heartbeat_at,
+    stoppedAt: row.stopped_at,
+    deadAt: row.dead_at,
+  };
+}
