@@ -14,7 +14,7 @@ type ClaimRow = Record<string, unknown> & { seq: number };
  * The queue is the partial index invocations_queue: the rows whose ready_at is set, in
  * (ready_at, seq) order. A claim is one UPDATE over the head of that index in one IMMEDIATE
  * transaction, so two processes can never claim the same attempt; its history rows are written
- * by the schema's trigger.
+ * by the schema's trigger. A runner that is unknown or retired claims nothing.
  */
 export class SqliteBroker implements Broker {
   readonly #notifier: SqliteNotifier;
@@ -23,16 +23,17 @@ export class SqliteBroker implements Broker {
 
   constructor(db: SqliteDatabase, notifier: SqliteNotifier) {
     this.#notifier = notifier;
-    const claim = db.prepare<[string, string, string, number, number, number], ClaimRow>(
+    const claim = db.prepare<[string, string, string, number, string, number, number], ClaimRow>(
       `UPDATE invocations SET status = ?, owner = ?, changed_by = ?, attempt = attempt + 1, ready_at = NULL, updated_at = ?
        WHERE seq IN (
          SELECT seq FROM invocations
-         WHERE ready_at <= ? AND status IN (${CLAIMABLE_SQL})
+         WHERE EXISTS (SELECT 1 FROM runners WHERE id = ? AND dead_at IS NULL AND stopped_at IS NULL)
+           AND ready_at <= ? AND status IN (${CLAIMABLE_SQL})
          ORDER BY ready_at, seq LIMIT ?
        )
        RETURNING ${CLAIMED_COLUMNS}`,
     );
-    const run = db.transaction((runnerId: string, max: number, now: number) => claim.all(CLAIMED, runnerId, runnerId, now, now, max));
+    const run = db.transaction((runnerId: string, max: number, now: number) => claim.all(CLAIMED, runnerId, runnerId, now, runnerId, now, max));
     this.#claim = run.immediate;
     this.#queueLength = db
       .prepare<[number], number>(`SELECT count(*) FROM invocations WHERE ready_at <= ? AND status IN (${CLAIMABLE_SQL})`)

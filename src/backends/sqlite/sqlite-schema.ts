@@ -121,6 +121,7 @@ export function openDatabase({ path, appId }: OpenOptions): SqliteDatabase {
     db.pragma("cache_size = -32000");
     db.pragma("temp_store = MEMORY");
     db.pragma("journal_size_limit = 67108864");
+    for (const p of (process.env["NENC_SQLITE_PRAGMAS_EXP"] ?? "").split(";").filter(Boolean)) db.pragma(p);
     const opened = db;
     if (needsSetUp(opened, appId)) opened.transaction(() => setUp(opened, path, appId)).immediate();
     return opened;
