@@ -1,0 +1,178 @@
+/**
+ * `npm run bench:peers`: nenc against the libraries its users would otherwise pick, side by side on
+ * the same servers in one run: nenc on Redis against BullMQ; nenc on PostgreSQL against
+ * graphile-worker (default, and with its batching options) and pg-boss. For each system, with one
+ * worker process (a real child process for every system) at concurrency 50:
+ *   enqueue/s         10,000 no-op jobs through the system's bulk API, in calls of 1,000
+ *   processed/s       draining those 10,000 (timed from the first job's start to the last completion
+ *                     the system records), then 10,000 more with enqueueing and work overlapping
+ *   latency p50/p99   200 single jobs into an idle worker, one every 15 ms: enqueue call to the job's
+ *                     start, timed inside the job
+ *   kill to re-run    a worker running 3 long jobs is SIGKILLed while a second worker is up: seconds
+ *                     until each job starts again on the second worker, capped (default 90 s). Each
+ *                     system runs with its default recovery settings.
+ * Options: --systems bullmq,nenc-redis,graphile,graphile-batched,pgboss,nenc-postgres (graphile names
+ *          both graphile variants)  --tasks 10000  --concurrency 50  --chunk 1000  --kill-cap 90
+ *          --redis-url redis://127.0.0.1:6379  --postgres-url postgres://127.0.0.1:5432/test
+ * Each system keeps its data in its own queue, schema or app id and removes it at the end.
+ * A nenc backend that is not in this build prints as "not available".
+ */
+import { cpus, loadavg } from "node:os";
+import { fmt } from "./support.js";
+import { createBullmqSystem } from "./peers/bullmq.js";
+import { createGraphileSystem } from "./peers/graphile.js";
+import { createNencSystem } from "./peers/nenc.js";
+import { createPgbossSystem } from "./peers/pgboss.js";
+import { measure, type Figures, type PhaseOptions } from "./peers/phases.js";
+import { SystemUnavailable, type BenchSystem, type RunSettings } from "./peers/system.js";
+import { withUser } from "./peers/postgres-url.js";
+import { killLiveWorkers } from "./peers/worker-child.js";
+
+const argv = process.argv.slice(2);
+const option = (name: string, fallback: string) => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 && argv[i + 1] ? argv[i + 1]! : fallback;
+};
+
+const ALL = ["bullmq", "nenc-redis", "graphile", "graphile-batched", "pgboss", "nenc-postgres"] as const;
+type SystemName = (typeof ALL)[number];
+
+/** One table per server; each peer is compared with nenc on the same server. */
+const GROUPS: { server: string; peers: SystemName[]; nenc: SystemName }[] = [
+  { server: "Redis", peers: ["bullmq"], nenc: "nenc-redis" },
+  { server: "PostgreSQL", peers: ["graphile", "graphile-batched", "pgboss"], nenc: "nenc-postgres" },
+];
+
+function selectedSystems(list: string): SystemName[] {
+  const wanted = new Set<SystemName>();
+  for (const raw of list.split(",").map((s) => s.trim()).filter(Boolean)) {
+    if (raw === "graphile") wanted.add("graphile").add("graphile-batched");
+    else if (raw === "graphile-default") wanted.add("graphile");
+    else if ((ALL as readonly string[]).includes(raw)) wanted.add(raw as SystemName);
+    else throw new Error(`--systems: unknown system ${JSON.stringify(raw)} (known: ${ALL.join(", ")}, graphile-default)`);
+  }
+  return ALL.filter((name) => wanted.has(name));
+}
+
+function createSystem(name: SystemName, run: RunSettings): BenchSystem {
+  switch (name) {
+    case "bullmq":
+      return createBullmqSystem(run);
+    case "graphile":
+      return createGraphileSystem(run, "default");
+    case "graphile-batched":
+      return createGraphileSystem(run, "batched");
+    case "pgboss":
+      return createPgbossSystem(run);
+    case "nenc-redis":
+      return createNencSystem(run, "redis");
+    case "nenc-postgres":
+      return createNencSystem(run, "postgres");
+  }
+}
+
+type Outcome = { figures: Figures; settings: string } | { unavailable: string; settings: string } | { failed: string; settings: string };
+
+async function runSystem(system: BenchSystem, options: PhaseOptions): Promise<Outcome> {
+  const log = (line: string) => process.stderr.write(`  ${system.name}: ${line}\n`);
+  process.stderr.write(`measuring ${system.name}...\n`);
+  try {
+    await system.open();
+    return { figures: await measure(system, options, log), settings: system.settings };
+  } catch (error) {
+    const message = (error as Error).message;
+    log(error instanceof SystemUnavailable ? `not available: ${message}` : `failed: ${(error as Error).stack ?? message}`);
+    return error instanceof SystemUnavailable ? { unavailable: message, settings: system.settings } : { failed: message, settings: system.settings };
+  } finally {
+    await system.close().catch((error: Error) => log(`cleanup failed: ${error.message}`));
+  }
+}
+
+const killCap = Number(option("kill-cap", "90"));
+const rerun = (s: number | null) => (s === null ? `>${killCap}` : fmt(s, 2));
+const ROWS: [string, (f: Figures) => string][] = [
+  ["enqueue/s (bulk API, calls of CHUNK)", (f) => fmt(f.enqueuePerS)],
+  ["processed/s, draining TASKS queued no-ops", (f) => fmt(f.drainPerS)],
+  ["processed/s, TASKS no-ops, enqueue and work overlapping", (f) => fmt(f.overlapPerS)],
+  ["enqueue to start p50 (ms), idle worker", (f) => fmt(f.latencyP50Ms, 1) + (f.latencyMissed ? ` (${f.latencyMissed} never started)` : "")],
+  ["enqueue to start p99 (ms), idle worker", (f) => fmt(f.latencyP99Ms, 1)],
+  ["SIGKILL to re-run (s), each of 3 jobs", (f) => (f.killToRerunS.length ? f.killToRerunS.map(rerun).join(" / ") : "not run")],
+];
+
+function cell(outcome: Outcome | undefined, show: (f: Figures) => string): string {
+  if (!outcome) return "not run";
+  if ("figures" in outcome) return show(outcome.figures);
+  return "unavailable" in outcome ? "not available" : "failed";
+}
+
+function ratio(nenc: Outcome | undefined, peer: Outcome | undefined, pick: (f: Figures) => number): number | null {
+  return nenc && peer && "figures" in nenc && "figures" in peer ? pick(nenc.figures) / pick(peer.figures) : null;
+}
+
+const options: PhaseOptions = {
+  tasks: Number(option("tasks", "10000")),
+  chunk: Number(option("chunk", "1000")),
+  probes: 200,
+  probeSpacingMs: 15,
+  killCapS: killCap,
+};
+const run: RunSettings = {
+  redisUrl: option("redis-url", process.env["NENC_REDIS_URL"] ?? "redis://127.0.0.1:6379"),
+  postgresUrl: withUser(option("postgres-url", process.env["NENC_POSTGRES_URL"] ?? "postgres://127.0.0.1:5432/test")),
+  concurrency: Number(option("concurrency", "50")),
+  runId: `p${process.pid}`,
+};
+const names = selectedSystems(option("systems", ALL.join(",")));
+
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.once(signal, () => {
+    killLiveWorkers();
+    process.exit(130);
+  });
+}
+process.once("exit", killLiveWorkers);
+
+const started = Date.now();
+const loadAtStart = loadavg();
+const outcomes = new Map<SystemName, Outcome>();
+for (const name of names) outcomes.set(name, await runSystem(createSystem(name, run), options));
+
+const label = (row: string) => row.replace("TASKS", fmt(options.tasks)).replace("CHUNK", fmt(options.chunk));
+const ratios: Record<string, { drain: number | null; overlap: number | null }> = {};
+const load = (l: number[]) => l.map((x) => x.toFixed(2)).join(" ");
+console.log(`\n${fmt(options.tasks)} no-op tasks, one worker process per system, concurrency ${run.concurrency}; Node ${process.version}`);
+console.log(`load average (1/5/15 min) at start ${load(loadAtStart)}, at end ${load(loadavg())} on ${cpus().length} CPUs`);
+for (const { server, peers, nenc } of GROUPS) {
+  const columns = [...peers, nenc].filter((name) => names.includes(name));
+  if (columns.length === 0) continue;
+  console.log(`\n${server}\n\n| figure | ${columns.join(" | ")} |`);
+  console.log(`| --- | ${columns.map(() => "---:").join(" | ")} |`);
+  for (const [row, show] of ROWS) console.log(`| ${label(row)} | ${columns.map((name) => cell(outcomes.get(name), show)).join(" | ")} |`);
+  if (!names.includes(nenc)) continue;
+  console.log("");
+  for (const peer of peers.filter((name) => names.includes(name))) {
+    const drain = ratio(outcomes.get(nenc), outcomes.get(peer), (f) => f.drainPerS);
+    const overlap = ratio(outcomes.get(nenc), outcomes.get(peer), (f) => f.overlapPerS);
+    ratios[`${nenc}/${peer}`] = { drain, overlap };
+    const show = (r: number | null) => (r === null ? "n/a" : `${fmt(r, 2)}x`);
+    console.log(`${nenc} / ${peer}, processed/s: draining ${show(drain)}, overlapping ${show(overlap)}  `);
+  }
+}
+console.log("\nsettings:");
+for (const [name, outcome] of outcomes) {
+  const note = "unavailable" in outcome ? ` (not available: ${outcome.unavailable})` : "failed" in outcome ? ` (failed: ${outcome.failed})` : "";
+  console.log(`- ${name}: ${outcome.settings}${note}`);
+}
+console.log(`\ntotal ${fmt((Date.now() - started) / 1000)} s`);
+console.log(
+  JSON.stringify({
+    tasks: options.tasks,
+    concurrency: run.concurrency,
+    killCapS: killCap,
+    node: process.version,
+    loadAverage: { start: loadAtStart, end: loadavg() },
+    systems: Object.fromEntries(outcomes),
+    ratios,
+  }),
+);
+process.exitCode = [...outcomes.values()].some((o) => "failed" in o) ? 1 : 0;

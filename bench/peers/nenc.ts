@@ -1,0 +1,55 @@
+import { Nenc } from "../../src/index.js";
+import { defineBenchTasks } from "./nenc-tasks.js";
+import { SystemUnavailable, type BenchSystem, type RunSettings } from "./system.js";
+import { spawnNencWorker, type WorkerChild } from "./worker-child.js";
+
+/**
+ * nenc on Redis or PostgreSQL, under an app id of its own (purged at the end). Enqueue with
+ * parallelize(), single invocations with invoke(); the worker is `nenc worker --app
+ * bench/peers/nenc-tasks.ts --concurrency N` (async runner), every other setting nenc's default.
+ */
+export function createNencSystem(run: RunSettings, kind: "redis" | "postgres"): BenchSystem {
+  const env: Record<string, string> = {
+    NENC_BACKEND: kind,
+    NENC_APP_ID: `bench-peers-${run.runId}`,
+    NENC_REDIS_URL: run.redisUrl,
+    NENC_POSTGRES_URL: run.postgresUrl,
+    NENC_LOG_TO_CONSOLE: "false",
+  };
+  let app: Nenc | undefined;
+  let tasks: ReturnType<typeof defineBenchTasks> | undefined;
+  const backend = () => app!.backend();
+  return {
+    name: `nenc-${kind}`,
+    settings: `nenc (${kind}): async runner, concurrency ${run.concurrency}, parallelize() with parallelBatchSize 100 (default), other settings default`,
+    async open() {
+      app = new Nenc({ env: { ...process.env, ...env }, configFile: null });
+      tasks = defineBenchTasks(app);
+      try {
+        await app.backend();
+      } catch (error) {
+        const message = (error as Error).message;
+        await app.close().catch(() => undefined);
+        app = undefined;
+        if (/not available/i.test(message)) throw new SystemUnavailable(message);
+        throw error;
+      }
+    },
+    async enqueueNoops(from, count) {
+      await tasks!.noop.parallelize(Array.from({ length: count }, (_, i) => [from + i] as [number]));
+    },
+    enqueueProbe: async (key) => void (await tasks!.probe.invoke(key)),
+    enqueueHolds: async (keys, ms) => void (await tasks!.hold.parallelize(keys.map((key) => [key, ms] as [string, number]))),
+    async completedJobs() {
+      return (await (await backend()).state.counts()).SUCCESS ?? 0;
+    },
+    startWorker(): WorkerChild {
+      return spawnNencWorker("bench/peers/nenc-tasks.ts", env, ["--concurrency", String(run.concurrency)]);
+    },
+    async close() {
+      if (!app) return;
+      await (await backend()).state.purge();
+      await app.close();
+    },
+  };
+}
