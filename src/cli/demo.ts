@@ -92,7 +92,7 @@ async function runDemo(deadline: number, workers: WorkerProcess[]): Promise<numb
     out("STEP 4: Starting Worker-2 (the recovery worker)...");
     const second = await startWorker("Worker-2", logDir, deadline);
     workers.push(second);
-    out(`  Worker-2 started (PID ${second.pid}, runner ${second.runnerId})\n`);
+    out(`  Worker-2 started (PID ${second.pid}, runner ${second.runnerId}), ${seconds(Date.now() - killedAt)} after the kill\n`);
 
     out("STEP 5: Waiting for recovery and task completion...");
     const results = await Promise.all(
@@ -120,15 +120,15 @@ async function runDemo(deadline: number, workers: WorkerProcess[]): Promise<numb
 
 /** What the history says happened after the kill: when recovery took it back, when it ran again. */
 export function rerunSummary(history: HistoryView[], killedAt: number, deadRunner: string): string {
-  const seconds = (at: number) => `${((at - killedAt) / 1000).toFixed(1)} s`;
+  const since = (at: number) => seconds(at - killedAt);
   const recovered = history.find((h) => h.status === "RUNNING_RECOVERY" && h.at >= killedAt);
   const firstAttempt = history.find((h) => h.status === "RUNNING" && h.runnerId === deadRunner)?.attempt ?? 1;
   const rerun = history.find((h) => h.status === "RUNNING" && h.attempt > firstAttempt);
   if (!rerun) return "no re-run found in the history";
   const where = rerun.runnerId ? ` on ${rerun.runnerId}` : "";
   return (
-    `${recovered ? `taken back (RUNNING_RECOVERY) ${seconds(recovered.at)} after the kill, ` : ""}` +
-    `re-run (attempt ${rerun.attempt}) started ${seconds(rerun.at)} after the kill${where}`
+    `${recovered ? `taken back (RUNNING_RECOVERY) ${since(recovered.at)} after the kill, ` : ""}` +
+    `re-run (attempt ${rerun.attempt}) started ${since(rerun.at)} after the kill${where}`
   );
 }
 
@@ -169,6 +169,10 @@ async function until(deadline: number, what: string, probe: () => Promise<boolea
     if (Date.now() > deadline) throw new CliError(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
+}
+
+function seconds(ms: number): string {
+  return `${(ms / 1000).toFixed(1)} s`;
 }
 
 function out(line: string): void {

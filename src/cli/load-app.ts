@@ -70,9 +70,12 @@ function isNenc(value: unknown): value is Nenc {
   );
 }
 
+/** The error's first line; when that line only announces what follows ("...failed:"), the next too. */
 export function describeError(error: unknown): string {
-  if (error instanceof Error) return `${error.name}: ${error.message.split("\n")[0]}`;
-  return String(error);
+  if (!(error instanceof Error)) return String(error);
+  const lines = error.message.split("\n").map((line) => line.trim()).filter(Boolean);
+  const [first = "", second] = lines;
+  return `${error.name}: ${first.endsWith(":") && second ? `${first} ${second}` : first}`;
 }
 
 /** The app of --app, or one resolved from the config file and environment alone. */

@@ -59,7 +59,7 @@ export function report(error: unknown): number {
       : error instanceof Error
         ? `${error.name}: ${error.message}`
         : String(error);
-  process.stderr.write(`nenc: ${message.replace(/^nenc:? /, "")}\n`);
+  process.stderr.write(`${/^nenc[: ]/.test(message) ? message : `nenc: ${message}`}\n`);
   if (debug) {
     const detail = error instanceof Error ? (error.cause instanceof Error ? error.cause.stack : error.stack) : undefined;
     if (detail) process.stderr.write(`${detail}\n`);

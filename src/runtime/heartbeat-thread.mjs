@@ -16,6 +16,7 @@ parentPort.on("message", (message) => {
   }
 });
 
+let announced = false;
 const beat = async () => {
   try {
     const alive = await backend.orchestrator.heartbeat(runnerId, Date.now());
@@ -30,6 +31,11 @@ const beat = async () => {
 const interval = workerData.config.heartbeatIntervalMs;
 const loop = async () => {
   await beat();
+  if (!announced) {
+    // Up and beating (or trying to): the runner's event loop may stop beating itself.
+    announced = true;
+    parentPort.postMessage({ beating: true });
+  }
   setTimeout(loop, interval);
 };
 await loop();

@@ -17,6 +17,11 @@ export interface HeartbeatOptions {
 /**
  * A runner's proof of life. Threaded by default for backends shared across processes: a task
  * that spins the event loop for a minute must not get its live runner declared dead.
+ *
+ * The thread needs a moment to start (a loader, its own backend connection); until its first
+ * beat the event loop beats instead, and `start` resolves only once the thread beats, so a
+ * worker claims nothing a blocking task could silence its heartbeat with before then. If the
+ * thread fails, the event loop keeps beating.
  */
 export class Heartbeat {
   readonly #options: HeartbeatOptions;
@@ -29,10 +34,11 @@ export class Heartbeat {
     this.#options = options;
   }
 
-  start(runnerId: string): void {
+  /** Resolves once beats are flowing from where they will come from (the thread, when threaded). */
+  start(runnerId: string): Promise<void> {
     this.#runnerId = runnerId;
-    if (this.#options.threaded) this.#startThread();
-    else this.#startInline();
+    this.#startInline();
+    return this.#options.threaded ? this.#startThread() : Promise.resolve();
   }
 
   /** Beat for another runner id from now on (after a runner was declared dead and re-registered). */
@@ -42,11 +48,15 @@ export class Heartbeat {
   }
 
   async stop(): Promise<void> {
-    clearInterval(this.#timer);
-    this.#timer = undefined;
+    this.#stopInline();
     const thread = this.#thread;
     this.#thread = undefined;
     if (thread) await thread.terminate();
+  }
+
+  #stopInline(): void {
+    clearInterval(this.#timer);
+    this.#timer = undefined;
   }
 
   #startInline(): void {
@@ -64,16 +74,26 @@ export class Heartbeat {
     this.#timer.unref();
   }
 
-  #startThread(): void {
+  #startThread(): Promise<void> {
     const thread = new Thread(new URL("./heartbeat-thread.mjs", import.meta.url), {
       workerData: { config: this.#options.config, runnerId: this.#runnerId },
     });
     thread.unref();
-    thread.on("message", (message: { refused?: boolean; error?: string }) => {
-      if (message.refused) this.#options.onRefused();
-      if (message.error) this.#options.onError(new Error(message.error));
-    });
-    thread.on("error", (error) => this.#options.onError(error));
     this.#thread = thread;
+    return new Promise<void>((ready) => {
+      thread.on("message", (message: { beating?: boolean; refused?: boolean; error?: string }) => {
+        if (message.beating) {
+          this.#stopInline();
+          ready();
+        }
+        if (message.refused) this.#options.onRefused();
+        if (message.error) this.#options.onError(new Error(message.error));
+      });
+      thread.on("error", (error) => {
+        this.#options.onError(error);
+        ready();
+      });
+      thread.on("exit", () => ready());
+    });
   }
 }

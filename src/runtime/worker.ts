@@ -117,7 +117,7 @@ export class Worker {
       onRefused: () => void this.#onDeclaredDead(),
       onError: (error) => this.#warn("heartbeat failed", error),
     });
-    this.#heartbeat.start(this.#runnerId);
+    await this.#heartbeat.start(this.#runnerId);
     if (this.#options.recovery !== false) {
       this.#recovery = new Recovery({
         backend: this.#backend,
