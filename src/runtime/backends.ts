@@ -17,6 +17,10 @@ export async function createBackend(config: AppConfig): Promise<Backend> {
       const { createPostgresBackend } = await import("../backends/postgres/postgres-backend.js");
       return createPostgresBackend({ url: config.postgresUrl, appId: config.appId, heartbeatIntervalMs: config.heartbeatIntervalMs });
     }
+    case "redis": {
+      const { createRedisBackend } = await import("../backends/redis/redis-backend.js");
+      return createRedisBackend({ url: config.redisUrl, appId: config.appId });
+    }
     default:
       throw new Error(`backend ${config.backend} is not available in this build of nenc`);
   }

@@ -1,0 +1,40 @@
+import { defaultCapabilities, type Backend, type Capabilities } from "../../ports/backend.js";
+import { RedisBroker } from "./redis-broker.js";
+import { RedisClient } from "./redis-client.js";
+import { RedisOrchestrator } from "./redis-orchestrator.js";
+import { RedisState } from "./redis-state.js";
+
+export interface RedisBackendOptions {
+  readonly url: string;
+  readonly appId: string;
+}
+
+/**
+ * An app's data on a Redis server, under the key prefix `nenc:{<appId>}:`. Every write that touches
+ * an invocation is one Lua script; reads are plain commands. One connection for commands, plus one
+ * for pub/sub once somebody subscribes.
+ */
+export class RedisBackend implements Backend {
+  readonly kind = "redis";
+  readonly capabilities: Capabilities = defaultCapabilities;
+  readonly orchestrator: RedisOrchestrator;
+  readonly broker: RedisBroker;
+  readonly state: RedisState;
+  readonly #client: RedisClient;
+
+  constructor(options: RedisBackendOptions) {
+    this.#client = new RedisClient(options.url, options.appId);
+    this.orchestrator = new RedisOrchestrator(this.#client);
+    this.broker = new RedisBroker(this.#client);
+    this.state = new RedisState(this.#client);
+  }
+
+  async close(): Promise<void> {
+    this.broker.close();
+    await this.#client.close();
+  }
+}
+
+export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
+  return new RedisBackend(options);
+}
