@@ -1,4 +1,4 @@
-import { STATUS_TABLE, type StatusRule } from "../core/status.js";
+import { STATUS_TABLE } from "../core/status.js";
 
 /**
  * The state machine as an SVG, laid out from the table alone (a small Sugiyama-style layered
@@ -11,7 +11,19 @@ import { STATUS_TABLE, type StatusRule } from "../core/status.js";
  *      to the mean of their neighbours, keeping the order and a minimum gap.
  */
 
-type Table = Readonly<Record<string, StatusRule>>;
+/** The part of a status rule the diagram draws; STATUS_TABLE is one such table. */
+export interface StateRule {
+  readonly to: readonly string[];
+  readonly final?: boolean;
+  readonly claimable?: boolean;
+  readonly owned?: boolean;
+  readonly acquires?: boolean;
+  readonly overrides?: boolean;
+  readonly description: string;
+}
+
+export type StateTable = Readonly<Record<string, StateRule>>;
+type Table = StateTable;
 
 interface Edge {
   readonly from: string;
@@ -36,7 +48,7 @@ export interface Point {
 
 export interface PlacedStatus {
   readonly status: string;
-  readonly rule: StatusRule;
+  readonly rule: StateRule;
   readonly x: number;
   readonly y: number;
   readonly width: number;
@@ -122,11 +134,11 @@ function orient(edge: Edge): { upper: string; lower: string } {
   return edge.back ? { upper: edge.to, lower: edge.from } : { upper: edge.from, lower: edge.to };
 }
 
-function boxWidth(status: string, rule: StatusRule): number {
+function boxWidth(status: string, rule: StateRule): number {
   return Math.ceil(Math.max(status.length * CHAR.name, flagLine(rule).length * CHAR.flags) + 24);
 }
 
-export function flagLine(rule: StatusRule): string {
+export function flagLine(rule: StateRule): string {
   const flags = [
     rule.final ? "final" : "",
     rule.claimable ? "claimable" : "",
@@ -301,7 +313,7 @@ function assemble(table: Table, edges: Edge[], chains: string[][], layers: Slot[
   const statuses: PlacedStatus[] = [];
   for (const slot of slots.values()) {
     if (slot.status === null) continue;
-    const rule = table[slot.status] as StatusRule;
+    const rule = table[slot.status] as StateRule;
     statuses.push({ status: slot.status, rule, x: slot.x - slot.width / 2, y: y(slot.layer), width: slot.width, height: BOX_HEIGHT, layer: slot.layer });
   }
   const ports = portsOf(chains, slots);
@@ -351,7 +363,7 @@ const STYLE = {
 
 type StyleName = keyof typeof STYLE;
 
-function styleOf(rule: StatusRule): StyleName {
+function styleOf(rule: StateRule): StyleName {
   if (rule.final) return "final";
   if (rule.overrides) return "overrides";
   if (rule.claimable) return "claimable";

@@ -99,6 +99,11 @@ export function spawnWorker(env: Record<string, string>, options: WorkerOptions 
   return new WorkerProcess(child);
 }
 
+/** Spawn a worker and wait until it is up. */
+export function startWorker(env: Record<string, string>, options: WorkerOptions = {}): Promise<WorkerProcess> {
+  return spawnWorker(env, options).started(options.timeoutMs ?? 60_000);
+}
+
 export interface CommandResult extends Exit {
   readonly stdout: string;
   readonly stderr: string;
