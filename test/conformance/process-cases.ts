@@ -26,14 +26,14 @@ export function processCases(fixture: BackendFixture): void {
 
   /** A fresh app on the fixture's backend, its typed task handles, and a pool of worker processes. */
   const withApp =
-    (body: (t: Scenario) => Promise<void>, extraEnv: Record<string, string> = {}) =>
+    (body: (t: Scenario) => Promise<void>, extraEnv: Record<string, string> = {}, needsProcesses = true) =>
     async (context: TestContext) => {
       // The workers' module and this client must name the same app (env beats the module's code).
       const env = { NENC_APP_ID: `proc_${randomUUID().slice(0, 8)}`, ...fixture.env(), ...extraEnv };
       const opened = await openApp(fixture, { env });
       const pool = new WorkerPool();
       try {
-        if (!opened.backend.capabilities.sharedAcrossProcesses) {
+        if (needsProcesses && !opened.backend.capabilities.sharedAcrossProcesses) {
           context.skip(`${fixture.name} keeps its data in one process (capability sharedAcrossProcesses is false)`);
           return;
         }
@@ -238,7 +238,7 @@ export function processCases(fixture: BackendFixture): void {
       });
       await assert.rejects(invokeLoosely({ ok: 1, callback: () => 1 }), /argument 0 of echo\.callback is a function/);
       assert.deepEqual(await t.backend.state.counts(), {});
-    }));
+    }, {}, false));
 
     it("a task module that throws on import: nenc worker exits 2 naming the file and the error", TEST, withApp(async (t) => {
       const result = await runNenc(["worker", "--app", "test/fixtures/tasks-throws.ts"], { env: t.env });

@@ -1,4 +1,5 @@
 import type { BackendFixture } from "./harness.js";
+import { processCases } from "./process-cases.js";
 import { recoveryCases } from "./recovery-cases.js";
 import { stateCases } from "./state-cases.js";
 import { workerCases } from "./worker-cases.js";
@@ -13,4 +14,6 @@ export function runConformance(fixture: BackendFixture): void {
   stateCases(fixture);
   recoveryCases(fixture);
   workerCases(fixture);
+  // Real worker processes and signals; each case checks capability sharedAcrossProcesses itself.
+  processCases(fixture);
 }
