@@ -58,11 +58,11 @@ const TRANSITION = {
 };
 
 const REGISTER_RUNNER = `
-  INSERT INTO nenc.runners (app_id, id, kind, host_id, hostname, pid, pid_start, started_at, heartbeat_at, lock_key)
-  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+  INSERT INTO nenc.runners (app_id, id, kind, host_id, hostname, pid, pid_start, started_at, heartbeat_at, lock_key, watched)
+  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
   ON CONFLICT (app_id, id) DO UPDATE SET kind = EXCLUDED.kind, host_id = EXCLUDED.host_id, hostname = EXCLUDED.hostname,
     pid = EXCLUDED.pid, pid_start = EXCLUDED.pid_start, started_at = EXCLUDED.started_at,
-    heartbeat_at = EXCLUDED.heartbeat_at, stopped_at = NULL, dead_at = NULL, watched = false`;
+    heartbeat_at = EXCLUDED.heartbeat_at, stopped_at = NULL, dead_at = NULL, watched = EXCLUDED.watched`;
 
 const HEARTBEAT = {
   name: "nenc_heartbeat",
@@ -181,14 +181,23 @@ export class PostgresOrchestrator implements Orchestrator {
     for (const ord of rows[0]?.applied ?? []) applied[round[ord - 1]!] = true;
   }
 
+  /**
+   * The registering process takes the runner's lock on its session connection at once, so that
+   * it is watched from its first moment, before its heartbeat (maybe in a thread starting up) beats.
+   */
   async registerRunner(info: RunnerInfo, now: number): Promise<void> {
+    const holds = await this.#session.hold(info.id);
     await this.#db.query(REGISTER_RUNNER, [
       this.#db.appId, info.id, info.kind, info.hostId, info.hostname, info.pid, info.pidStart, info.startedAt, now,
-      this.#session.keyOf(info.id),
+      this.#session.keyOf(info.id), holds,
     ]);
   }
 
-  /** Beats through the session connection, taking the runner's lock there first if needed. */
+  /**
+   * Beats through the session connection, taking the runner's lock there first unless another
+   * connection of the runner's process holds it (the one that registered it). After a server
+   * restart, whichever beats first takes it again.
+   */
   async heartbeat(runnerId: string, now: number): Promise<boolean> {
     const holds = await this.#session.hold(runnerId);
     const rows = await this.#session.query(HEARTBEAT, [this.#db.appId, runnerId, now, holds]);
@@ -203,6 +212,7 @@ export class PostgresOrchestrator implements Orchestrator {
       `UPDATE nenc.runners SET ${column} = COALESCE(${column}, $3) WHERE app_id = $1 AND id = ANY($2::text[])`,
       [this.#db.appId, runnerIds, now],
     );
+    for (const id of runnerIds) await this.#session.release(id);
   }
 
   async runners(): Promise<RunnerRecord[]> {
