@@ -6,11 +6,14 @@
  *   enqueue/s         10,000 no-op jobs through the system's bulk API, in calls of 1,000
  *   processed/s       draining those 10,000 (timed from the first job's start to the last completion
  *                     the system records), then 10,000 more with enqueueing and work overlapping
+ *   worker CPU        CPU time of the worker process per 1,000 jobs over those two phases (less
+ *                     noisy than the rates on a busy machine; the server's own CPU is not in it)
  *   latency p50/p99   200 single jobs into an idle worker, one every 15 ms: enqueue call to the job's
  *                     start, timed inside the job
  *   kill to re-run    a worker running 3 long jobs is SIGKILLed while a second worker is up: seconds
  *                     until each job starts again on the second worker, capped (default 90 s). Each
- *                     system runs with its default recovery settings.
+ *                     system runs with its default recovery settings. These run after all the
+ *                     throughput phases, and their long waits overlap (see runKillScenarios).
  * Options: --systems bullmq,nenc-redis,graphile,graphile-batched,pgboss,nenc-postgres (graphile names
  *          both graphile variants)  --tasks 10000  --concurrency 50  --chunk 1000  --kill-cap 90
  *          --redis-url redis://127.0.0.1:6379  --postgres-url postgres://127.0.0.1:5432/test
@@ -18,12 +21,12 @@
  * A nenc backend that is not in this build prints as "not available".
  */
 import { cpus, loadavg } from "node:os";
-import { fmt } from "./support.js";
+import { fmt, sleep } from "./support.js";
 import { createBullmqSystem } from "./peers/bullmq.js";
 import { createGraphileSystem } from "./peers/graphile.js";
 import { createNencSystem } from "./peers/nenc.js";
 import { createPgbossSystem } from "./peers/pgboss.js";
-import { measure, type Figures, type PhaseOptions } from "./peers/phases.js";
+import { measureThroughput, startKillScenario, type Figures, type PhaseOptions, type Throughput } from "./peers/phases.js";
 import { SystemUnavailable, type BenchSystem, type RunSettings } from "./peers/system.js";
 import { withUser } from "./peers/postgres-url.js";
 import { killLiveWorkers } from "./peers/worker-child.js";
@@ -73,19 +76,44 @@ function createSystem(name: SystemName, run: RunSettings): BenchSystem {
 
 type Outcome = { figures: Figures; settings: string } | { unavailable: string; settings: string } | { failed: string; settings: string };
 
-async function runSystem(system: BenchSystem, options: PhaseOptions): Promise<Outcome> {
-  const log = (line: string) => process.stderr.write(`  ${system.name}: ${line}\n`);
+const logFor = (name: string) => (line: string) => process.stderr.write(`  ${name}: ${line}\n`);
+
+/** Open the system and measure its throughput and latency; on failure it is closed again. */
+async function runThroughput(system: BenchSystem, options: PhaseOptions): Promise<{ throughput: Throughput } | Outcome> {
+  const log = logFor(system.name);
   process.stderr.write(`measuring ${system.name}...\n`);
   try {
     await system.open();
-    return { figures: await measure(system, options, log), settings: system.settings };
+    return { throughput: await measureThroughput(system, options, log) };
   } catch (error) {
+    await system.close().catch((e: Error) => log(`cleanup failed: ${e.message}`));
     const message = (error as Error).message;
     log(error instanceof SystemUnavailable ? `not available: ${message}` : `failed: ${(error as Error).stack ?? message}`);
     return error instanceof SystemUnavailable ? { unavailable: message, settings: system.settings } : { failed: message, settings: system.settings };
-  } finally {
-    await system.close().catch((error: Error) => log(`cleanup failed: ${error.message}`));
   }
+}
+
+/**
+ * The kill scenario of each measured system. They run one after another up to the kill; each then has
+ * a few seconds to itself before the next starts its workers, and the long waits (BullMQ's stalled
+ * check, the others' lock timeouts) overlap, which keeps the run short.
+ */
+async function runKillScenarios(measured: Map<SystemName, { system: BenchSystem; figures: Figures }>, capS: number): Promise<void> {
+  const waits: Promise<void>[] = [];
+  for (const { system, figures } of measured.values()) {
+    const log = logFor(system.name);
+    log("kill scenario...");
+    try {
+      const { rerunS } = await startKillScenario(system, capS, log);
+      const recorded = rerunS.then((s) => void (figures.killToRerunS = s));
+      waits.push(recorded.catch((error: Error) => void (figures.killError = error.message)));
+      await Promise.race([recorded.catch(() => undefined), sleep(5000)]);
+    } catch (error) {
+      figures.killError = (error as Error).message;
+      log(`kill scenario failed: ${(error as Error).stack ?? figures.killError}`);
+    }
+  }
+  await Promise.all(waits);
 }
 
 const killCap = Number(option("kill-cap", "90"));
@@ -94,9 +122,10 @@ const ROWS: [string, (f: Figures) => string][] = [
   ["enqueue/s (bulk API, calls of CHUNK)", (f) => fmt(f.enqueuePerS)],
   ["processed/s, draining TASKS queued no-ops", (f) => fmt(f.drainPerS)],
   ["processed/s, TASKS no-ops, enqueue and work overlapping", (f) => fmt(f.overlapPerS)],
+  ["worker process CPU per 1,000 jobs (ms), both phases", (f) => fmt(f.workerCpuMsPer1000)],
   ["enqueue to start p50 (ms), idle worker", (f) => fmt(f.latencyP50Ms, 1) + (f.latencyMissed ? ` (${f.latencyMissed} never started)` : "")],
   ["enqueue to start p99 (ms), idle worker", (f) => fmt(f.latencyP99Ms, 1)],
-  ["SIGKILL to re-run (s), each of 3 jobs", (f) => (f.killToRerunS.length ? f.killToRerunS.map(rerun).join(" / ") : "not run")],
+  ["SIGKILL to re-run (s), each of 3 jobs", (f) => (f.killError ? "failed" : f.killToRerunS.length ? f.killToRerunS.map(rerun).join(" / ") : "not run")],
 ];
 
 function cell(outcome: Outcome | undefined, show: (f: Figures) => string): string {
@@ -114,7 +143,6 @@ const options: PhaseOptions = {
   chunk: Number(option("chunk", "1000")),
   probes: 200,
   probeSpacingMs: 15,
-  killCapS: killCap,
 };
 const run: RunSettings = {
   redisUrl: option("redis-url", process.env["NENC_REDIS_URL"] ?? "redis://127.0.0.1:6379"),
@@ -135,7 +163,21 @@ process.once("exit", killLiveWorkers);
 const started = Date.now();
 const loadAtStart = loadavg();
 const outcomes = new Map<SystemName, Outcome>();
-for (const name of names) outcomes.set(name, await runSystem(createSystem(name, run), options));
+const measured = new Map<SystemName, { system: BenchSystem; figures: Figures }>();
+try {
+  for (const name of names) {
+    const system = createSystem(name, run);
+    const result = await runThroughput(system, options);
+    if ("throughput" in result) {
+      const figures: Figures = { ...result.throughput, killToRerunS: [] };
+      measured.set(name, { system, figures });
+      outcomes.set(name, { figures, settings: system.settings });
+    } else outcomes.set(name, result);
+  }
+  if (killCap > 0) await runKillScenarios(measured, killCap);
+} finally {
+  for (const { system } of measured.values()) await system.close().catch((e: Error) => logFor(system.name)(`cleanup failed: ${e.message}`));
+}
 
 const label = (row: string) => row.replace("TASKS", fmt(options.tasks)).replace("CHUNK", fmt(options.chunk));
 const ratios: Record<string, { drain: number | null; overlap: number | null }> = {};
@@ -175,4 +217,4 @@ console.log(
     ratios,
   }),
 );
-process.exitCode = [...outcomes.values()].some((o) => "failed" in o) ? 1 : 0;
+process.exitCode = [...outcomes.values()].some((o) => "failed" in o || ("figures" in o && o.figures.killError)) ? 1 : 0;

@@ -1,4 +1,4 @@
-import { percentile, sleep } from "../support.js";
+import { cpuSeconds, percentile, sleep } from "../support.js";
 import { epochMs } from "./report.js";
 import type { BenchSystem } from "./system.js";
 import type { WorkerChild } from "./worker-child.js";
@@ -11,24 +11,28 @@ export interface PhaseOptions {
   /** Probe jobs for the latency phase, and the spacing between them. */
   readonly probes: number;
   readonly probeSpacingMs: number;
-  /** Longest wait for a killed worker's jobs to start again; 0 skips the kill scenario. */
-  readonly killCapS: number;
 }
 
 export interface Figures {
   enqueuePerS: number;
   drainPerS: number;
   overlapPerS: number;
+  /** CPU the worker process used (user + system, all threads) per 1,000 jobs, over both throughput phases. */
+  workerCpuMsPer1000: number;
   latencyP50Ms: number;
   latencyP99Ms: number;
   /** Probes that never started within 10 s of the last one sent. */
   latencyMissed: number;
   /** Seconds from SIGKILL until each held job started on the second worker; null: not within the cap. */
   killToRerunS: (number | null)[];
+  killError?: string;
 }
 
-/** Every figure for one system, in order; the system is open and is closed by the caller. */
-export async function measure(system: BenchSystem, options: PhaseOptions, log: (line: string) => void): Promise<Figures> {
+export type Throughput = Omit<Figures, "killToRerunS">;
+type Log = (line: string) => void;
+
+/** Throughput and latency of one open system, one worker process; the caller closes the system. */
+export async function measureThroughput(system: BenchSystem, options: PhaseOptions, log: Log): Promise<Throughput> {
   const { tasks } = options;
   const enqueueStarted = epochMs();
   await enqueueInChunks(system, 0, options);
@@ -37,6 +41,7 @@ export async function measure(system: BenchSystem, options: PhaseOptions, log: (
 
   const worker = await started(system.startWorker());
   try {
+    const cpuAtReady = cpuSeconds(worker.pid);
     const drainEnd = await waitForCompleted(system, tasks);
     if (worker.firstNoopAt === undefined) await sleep(200);
     const drainStart = worker.firstNoopAt;
@@ -48,15 +53,13 @@ export async function measure(system: BenchSystem, options: PhaseOptions, log: (
     const overlapStarted = epochMs();
     await enqueueInChunks(system, tasks, options);
     const overlapPerS = tasks / (((await waitForCompleted(system, base + tasks)) - overlapStarted) / 1000);
-    log(`overlap ${Math.round(overlapPerS)}/s`);
+    const workerCpuMsPer1000 = ((cpuSeconds(worker.pid) - cpuAtReady) * 1000) / ((2 * tasks) / 1000);
+    log(`overlap ${Math.round(overlapPerS)}/s; worker CPU ${workerCpuMsPer1000.toFixed(0)} ms per 1,000 jobs`);
 
     await sleep(1000);
     const latency = await probeLatency(system, worker, options);
     log(`latency p50 ${latency.p50.toFixed(1)} ms, p99 ${latency.p99.toFixed(1)} ms`);
-    await worker.kill();
-
-    const killToRerunS = options.killCapS > 0 ? await killScenario(system, options.killCapS, log) : [];
-    return { enqueuePerS, drainPerS, overlapPerS, latencyP50Ms: latency.p50, latencyP99Ms: latency.p99, latencyMissed: latency.missed, killToRerunS };
+    return { enqueuePerS, drainPerS, overlapPerS, workerCpuMsPer1000, latencyP50Ms: latency.p50, latencyP99Ms: latency.p99, latencyMissed: latency.missed };
   } finally {
     await worker.kill();
   }
@@ -82,12 +85,15 @@ async function started(worker: WorkerChild): Promise<WorkerChild> {
  */
 async function waitForCompleted(system: BenchSystem, target: number, timeoutMs = 300_000): Promise<number> {
   const deadline = Date.now() + timeoutMs;
+  let last: { done: number; at: number } | undefined;
   for (;;) {
     const done = await system.completedJobs();
     const now = epochMs();
     if (done >= target) return now;
     if (Date.now() > deadline) throw new Error(`only ${done} of ${target} jobs completed within ${timeoutMs / 1000} s`);
-    await sleep(target - done > 1000 ? 25 : 2);
+    const perMs = last && done > last.done ? (done - last.done) / (now - last.at) : 0;
+    last = { done, at: now };
+    await sleep(perMs > 0 && (target - done) / perMs < 150 ? 2 : 25);
   }
 }
 
@@ -113,10 +119,12 @@ async function probeLatency(system: BenchSystem, worker: WorkerChild, options: P
 }
 
 /**
- * The seed's kill scenario: worker A runs 3 long jobs, worker B is up and idle, A is SIGKILLed; how long
- * until each job starts again (on B), capped at `capS`.
+ * The seed's kill scenario: worker A runs 3 long jobs, worker B is up and idle, A is SIGKILLed. Resolves
+ * right after the kill; `rerunS` then resolves with the seconds until each job started again on B
+ * (null: not within `capS`), and both workers are gone. The driver overlaps the long waits of
+ * several systems this way, so the run stays short.
  */
-async function killScenario(system: BenchSystem, capS: number, log: (line: string) => void): Promise<(number | null)[]> {
+export async function startKillScenario(system: BenchSystem, capS: number, log: Log): Promise<{ rerunS: Promise<(number | null)[]> }> {
   const keys = ["hold-0", "hold-1", "hold-2"];
   const a = await started(system.startWorker());
   let b: WorkerChild | undefined;
@@ -128,19 +136,24 @@ async function killScenario(system: BenchSystem, capS: number, log: (line: strin
     }
     b = await started(system.startWorker());
     await sleep(1500);
-    const killedAt = epochMs();
-    await a.kill("SIGKILL");
-    const until = Date.now() + capS * 1000;
-    const rerun = await Promise.all(
-      keys.map(async (key) => {
-        const at = await b!.startOf(key, until);
-        return at === undefined ? null : (at - killedAt) / 1000;
-      }),
-    );
-    log(`kill to re-run ${rerun.map((s) => (s === null ? `>${capS}` : s.toFixed(2))).join(", ")} s`);
-    return rerun;
-  } finally {
+  } catch (error) {
     await a.kill();
     await b?.kill();
+    throw error;
   }
+  const second = b;
+  const killedAt = epochMs();
+  await a.kill("SIGKILL");
+  const until = Date.now() + capS * 1000;
+  const rerunS = Promise.all(
+    keys.map(async (key) => {
+      const at = await second.startOf(key, until);
+      return at === undefined ? null : (at - killedAt) / 1000;
+    }),
+  ).finally(() => second.kill());
+  rerunS.then(
+    (s) => log(`kill to re-run ${s.map((x) => (x === null ? `>${capS}` : x.toFixed(2))).join(", ")} s`),
+    () => undefined,
+  );
+  return { rerunS };
 }
