@@ -190,9 +190,9 @@ for (const { server, peers, nenc } of GROUPS) {
   console.log(`\n${server}\n\n| figure | ${columns.join(" | ")} |`);
   console.log(`| --- | ${columns.map(() => "---:").join(" | ")} |`);
   for (const [row, show] of ROWS) console.log(`| ${label(row)} | ${columns.map((name) => cell(outcomes.get(name), show)).join(" | ")} |`);
-  if (!names.includes(nenc)) continue;
-  console.log("");
-  for (const peer of peers.filter((name) => names.includes(name))) {
+  const compared = names.includes(nenc) ? peers.filter((name) => names.includes(name)) : [];
+  if (compared.length > 0) console.log("");
+  for (const peer of compared) {
     const drain = ratio(outcomes.get(nenc), outcomes.get(peer), (f) => f.drainPerS);
     const overlap = ratio(outcomes.get(nenc), outcomes.get(peer), (f) => f.overlapPerS);
     ratios[`${nenc}/${peer}`] = { drain, overlap };
