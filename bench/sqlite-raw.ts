@@ -22,6 +22,10 @@ const runnerId = "bench-runner";
 
 try {
   const now = Date.now();
+  await backend.orchestrator.registerRunner(
+    { id: runnerId, kind: "bench", hostId: "bench", hostname: "bench", pid: process.pid, pidStart: null, startedAt: now },
+    now,
+  );
   const invocations: NewInvocation[] = Array.from({ length: count }, (_, i) => ({
     id: `inv-${i}`,
     taskId: "noop",
@@ -36,6 +40,7 @@ try {
   const registerSeconds = (performance.now() - started) / 1000;
 
   started = performance.now();
+  const cpuBefore = process.cpuUsage();
   let done = 0;
   for (;;) {
     const claimed = await backend.broker.claim(runnerId, batch, Date.now());
@@ -52,6 +57,7 @@ try {
     done += finished.filter(Boolean).length;
   }
   const seconds = (performance.now() - started) / 1000;
+  const cpu = process.cpuUsage(cpuBefore);
   if (done !== count) throw new Error(`finished ${done} of ${count}`);
   console.log(
     JSON.stringify({
@@ -61,6 +67,7 @@ try {
       registerPerSecond: Math.round(count / registerSeconds),
       claimCompletePairsPerSecond: Math.round(count / seconds),
       seconds: Number(seconds.toFixed(3)),
+      cpuMicrosecondsPerPair: Number(((cpu.user + cpu.system) / count).toFixed(1)),
     }),
   );
 } finally {

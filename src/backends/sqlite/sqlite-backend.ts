@@ -1,6 +1,7 @@
 import { resolve } from "node:path";
 import type { Backend, Capabilities } from "../../ports/backend.js";
 import { SqliteBroker } from "./sqlite-broker.js";
+import { SqliteCheckpointer } from "./sqlite-checkpointer.js";
 import { SqliteNotifier } from "./sqlite-notifier.js";
 import { SqliteOrchestrator } from "./sqlite-orchestrator.js";
 import { reportOnce, type CorruptRowHandler } from "./sqlite-rows.js";
@@ -32,21 +33,30 @@ export class SqliteBackend implements Backend {
   readonly path: string;
   readonly #db: SqliteDatabase;
   readonly #notifier: SqliteNotifier;
+  readonly #checkpointer: SqliteCheckpointer;
 
   constructor(options: SqliteBackendOptions) {
     const inMemory = options.path === ":memory:";
     this.path = inMemory ? options.path : resolve(options.path);
     this.capabilities = { sharedAcrossProcesses: !inMemory };
     this.#db = openDatabase({ path: this.path, appId: options.appId });
-    this.#notifier = new SqliteNotifier(inMemory ? null : this.path);
+    const notifier = new SqliteNotifier(inMemory ? null : this.path);
+    const checkpointer = new SqliteCheckpointer(this.#db, inMemory ? null : this.path);
+    this.#notifier = notifier;
+    this.#checkpointer = checkpointer;
+    const afterCommit = (invocationsChanged: boolean) => {
+      checkpointer.touch();
+      if (invocationsChanged) notifier.changed();
+    };
     const onCorrupt = reportOnce(options.onCorruptRow ?? ((error) => process.emitWarning(error)));
-    this.orchestrator = new SqliteOrchestrator(this.#db, this.#notifier, onCorrupt);
-    this.broker = new SqliteBroker(this.#db, this.#notifier);
-    this.state = new SqliteState(this.#db, this.#notifier, onCorrupt);
+    this.orchestrator = new SqliteOrchestrator(this.#db, afterCommit, onCorrupt);
+    this.broker = new SqliteBroker(this.#db, afterCommit, (listener) => notifier.subscribe(listener));
+    this.state = new SqliteState(this.#db, afterCommit, onCorrupt);
   }
 
   async close(): Promise<void> {
     this.#notifier.close();
+    await this.#checkpointer.close();
     if (this.#db.open) this.#db.close();
   }
 }

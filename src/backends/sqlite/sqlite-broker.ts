@@ -1,9 +1,8 @@
 import type { Status } from "../../core/status.js";
 import type { Broker } from "../../ports/backend.js";
 import type { ClaimedInvocation } from "../../ports/records.js";
-import type { SqliteNotifier } from "./sqlite-notifier.js";
 import { CLAIMED_COLUMNS, toClaimed } from "./sqlite-rows.js";
-import { CLAIMABLE_SQL, type SqliteDatabase } from "./sqlite-schema.js";
+import { IS_CLAIMABLE, type AfterCommit, type SqliteDatabase } from "./sqlite-schema.js";
 
 /** What a claim makes of an invocation, as the port defines it. */
 const CLAIMED: Status = "PENDING";
@@ -17,18 +16,20 @@ type ClaimRow = Record<string, unknown> & { seq: number };
  * by the schema's trigger. A runner that is unknown or retired claims nothing.
  */
 export class SqliteBroker implements Broker {
-  readonly #notifier: SqliteNotifier;
+  readonly #afterCommit: AfterCommit;
+  readonly #subscribe: (listener: () => void) => () => void;
   readonly #claim: (runnerId: string, max: number, now: number) => ClaimRow[];
   readonly #queueLength;
 
-  constructor(db: SqliteDatabase, notifier: SqliteNotifier) {
-    this.#notifier = notifier;
+  constructor(db: SqliteDatabase, afterCommit: AfterCommit, subscribe: (listener: () => void) => () => void) {
+    this.#afterCommit = afterCommit;
+    this.#subscribe = subscribe;
     const claim = db.prepare<[string, string, string, number, string, number, number], ClaimRow>(
       `UPDATE invocations SET status = ?, owner = ?, changed_by = ?, attempt = attempt + 1, ready_at = NULL, updated_at = ?
        WHERE seq IN (
          SELECT seq FROM invocations
          WHERE EXISTS (SELECT 1 FROM runners WHERE id = ? AND dead_at IS NULL AND stopped_at IS NULL)
-           AND ready_at <= ? AND status IN (${CLAIMABLE_SQL})
+           AND ready_at <= ? AND ${IS_CLAIMABLE}
          ORDER BY ready_at, seq LIMIT ?
        )
        RETURNING ${CLAIMED_COLUMNS}`,
@@ -36,15 +37,15 @@ export class SqliteBroker implements Broker {
     const run = db.transaction((runnerId: string, max: number, now: number) => claim.all(CLAIMED, runnerId, runnerId, now, runnerId, now, max));
     this.#claim = run.immediate;
     this.#queueLength = db
-      .prepare<[number], number>(`SELECT count(*) FROM invocations WHERE ready_at <= ? AND status IN (${CLAIMABLE_SQL})`)
+      .prepare<[number], number>(`SELECT count(*) FROM invocations WHERE ready_at <= ? AND ${IS_CLAIMABLE}`)
       .pluck();
   }
 
   async claim(runnerId: string, max: number, now: number): Promise<ClaimedInvocation[]> {
     if (max <= 0) return [];
     const rows = this.#claim(runnerId, Math.floor(max), now);
+    this.#afterCommit(rows.length > 0);
     if (rows.length === 0) return [];
-    this.#notifier.changed();
     // RETURNING gives no order; the queue order among rows claimed together is their seq.
     rows.sort((a, b) => a.seq - b.seq);
     return rows.map(toClaimed);
@@ -55,6 +56,6 @@ export class SqliteBroker implements Broker {
   }
 
   subscribe(listener: () => void): () => void {
-    return this.#notifier.subscribe(listener);
+    return this.#subscribe(listener);
   }
 }

@@ -3,9 +3,8 @@ import type { Status } from "../../core/status.js";
 import type { TransitionRequest } from "../../core/transition.js";
 import type { Orchestrator } from "../../ports/backend.js";
 import type { NewInvocation, RunnerInfo, RunnerRecord } from "../../ports/records.js";
-import type { SqliteNotifier } from "./sqlite-notifier.js";
 import { decodeEach, RUNNER_COLUMNS, toRunner, type CorruptRowHandler } from "./sqlite-rows.js";
-import type { SqliteDatabase } from "./sqlite-schema.js";
+import type { AfterCommit, SqliteDatabase } from "./sqlite-schema.js";
 
 /** What a new invocation is, as the port defines it. */
 const REGISTERED: Status = "REGISTERED";
@@ -18,7 +17,7 @@ type Row = Record<string, unknown>;
  * changed the invocation since it was read. History rows come from the schema's triggers.
  */
 export class SqliteOrchestrator implements Orchestrator {
-  readonly #notifier: SqliteNotifier;
+  readonly #afterCommit: AfterCommit;
   readonly #onCorrupt: CorruptRowHandler;
   readonly #register: (invocations: readonly NewInvocation[]) => void;
   readonly #transition: (requests: readonly TransitionRequest[]) => boolean[];
@@ -29,8 +28,8 @@ export class SqliteOrchestrator implements Orchestrator {
   readonly #releaseLease: (name: string, holder: string) => void;
   readonly #runners;
 
-  constructor(db: SqliteDatabase, notifier: SqliteNotifier, onCorrupt: CorruptRowHandler) {
-    this.#notifier = notifier;
+  constructor(db: SqliteDatabase, afterCommit: AfterCommit, onCorrupt: CorruptRowHandler) {
+    this.#afterCommit = afterCommit;
     this.#onCorrupt = onCorrupt;
     this.#register = registerIn(db);
     this.#transition = transitionIn(db);
@@ -77,27 +76,31 @@ export class SqliteOrchestrator implements Orchestrator {
   async register(invocations: readonly NewInvocation[]): Promise<void> {
     if (invocations.length === 0) return;
     this.#register(invocations);
-    this.#notifier.changed();
+    this.#afterCommit(true);
   }
 
   async transition(requests: readonly TransitionRequest[]): Promise<boolean[]> {
     if (requests.length === 0) return [];
     const applied = this.#transition(requests);
-    if (applied.includes(true)) this.#notifier.changed();
+    this.#afterCommit(applied.includes(true));
     return applied;
   }
 
   async registerRunner(info: RunnerInfo, now: number): Promise<void> {
     this.#registerRunner(info, now);
+    this.#afterCommit(false);
   }
 
   async heartbeat(runnerId: string, now: number): Promise<boolean> {
-    return this.#heartbeat(runnerId, now);
+    const alive = this.#heartbeat(runnerId, now);
+    this.#afterCommit(false);
+    return alive;
   }
 
   async retireRunners(runnerIds: readonly string[], how: "stopped" | "dead", now: number): Promise<void> {
     if (runnerIds.length === 0) return;
     this.#retire(runnerIds, how, now);
+    this.#afterCommit(false);
   }
 
   async runners(): Promise<RunnerRecord[]> {
@@ -105,11 +108,14 @@ export class SqliteOrchestrator implements Orchestrator {
   }
 
   async acquireLease(name: string, holder: string, now: number, ttlMs: number, replacing?: string): Promise<boolean> {
-    return this.#acquireLease(name, holder, now, ttlMs, replacing ?? null);
+    const acquired = this.#acquireLease(name, holder, now, ttlMs, replacing ?? null);
+    this.#afterCommit(false);
+    return acquired;
   }
 
   async releaseLease(name: string, holder: string): Promise<void> {
     this.#releaseLease(name, holder);
+    this.#afterCommit(false);
   }
 }
 

@@ -6,29 +6,37 @@ import { CLAIMABLE_STATUSES, STATUSES, STATUS_TABLE, type Status } from "../../c
 
 export type SqliteDatabase = Database.Database;
 
+/** Called after each committed write; `invocationsChanged` when listeners should look again. */
+export type AfterCommit = (invocationsChanged: boolean) => void;
+
 /** The schema this build writes; a file written by a newer one is refused rather than misread. */
 export const SCHEMA_VERSION = 1;
 
 const BUSY_TIMEOUT_MS = 10_000;
 
-/** `'A','B'` for an IN list: statuses come from core and are plain identifiers. */
-export function statusList(statuses: readonly Status[]): string {
-  return statuses.map((s) => `'${s.replaceAll("'", "''")}'`).join(",");
+/**
+ * `(status = 'A' OR status = 'B')`: statuses come from core and are plain identifiers. Written as
+ * ORs, not IN: SQLite builds a lookup table for each evaluation of an IN list longer than two,
+ * which made every status write pay for the partial index's condition.
+ */
+export function statusIsOneOf(statuses: readonly Status[]): string {
+  if (statuses.length === 0) return "0";
+  return `(${statuses.map((s) => `status = '${s.replaceAll("'", "''")}'`).join(" OR ")})`;
 }
 
-/** Claimable statuses, from core, as an SQL list: the claim and the queue length check them. */
-export const CLAIMABLE_SQL = statusList(CLAIMABLE_STATUSES);
+/** Claimable statuses, from core: the claim and the queue length check them. */
+export const IS_CLAIMABLE = statusIsOneOf(CLAIMABLE_STATUSES);
 
 /**
  * Statuses that are neither claimable nor final: the ones recovery scans. A partial index keeps
  * them (a few rows at any time) so a recovery pass never scans the whole table.
  */
 export const ACTIVE_STATUSES: readonly Status[] = STATUSES.filter((s) => !STATUS_TABLE[s].claimable && !STATUS_TABLE[s].final);
-export const ACTIVE_SQL = statusList(ACTIVE_STATUSES);
+export const IS_ACTIVE = statusIsOneOf(ACTIVE_STATUSES);
 
 /** Indexes whose definition is derived from the status table: rebuilt on open when core changed. */
 const DERIVED_INDEXES: Readonly<Record<string, string>> = {
-  invocations_active: `CREATE INDEX invocations_active ON invocations(status, updated_at) WHERE status IN (${ACTIVE_SQL})`,
+  invocations_active: `CREATE INDEX invocations_active ON invocations(status, updated_at) WHERE ${IS_ACTIVE}`,
 };
 
 /**
@@ -121,7 +129,6 @@ export function openDatabase({ path, appId }: OpenOptions): SqliteDatabase {
     db.pragma("cache_size = -32000");
     db.pragma("temp_store = MEMORY");
     db.pragma("journal_size_limit = 67108864");
-    for (const p of (process.env["NENC_SQLITE_PRAGMAS_EXP"] ?? "").split(";").filter(Boolean)) db.pragma(p);
     const opened = db;
     if (needsSetUp(opened, appId)) opened.transaction(() => setUp(opened, path, appId)).immediate();
     return opened;

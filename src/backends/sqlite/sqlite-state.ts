@@ -2,7 +2,6 @@ import type Database from "better-sqlite3";
 import { STATUSES, type Status } from "../../core/status.js";
 import type { StateStore } from "../../ports/backend.js";
 import type { HistoryView, InvocationFilter, InvocationRecord, LogLine } from "../../ports/records.js";
-import type { SqliteNotifier } from "./sqlite-notifier.js";
 import {
   CorruptRecordError,
   decodeEach,
@@ -12,7 +11,7 @@ import {
   toLogLine,
   type CorruptRowHandler,
 } from "./sqlite-rows.js";
-import { ACTIVE_SQL, ACTIVE_STATUSES, type SqliteDatabase } from "./sqlite-schema.js";
+import { ACTIVE_STATUSES, IS_ACTIVE, type AfterCommit, type SqliteDatabase } from "./sqlite-schema.js";
 
 type Row = Record<string, unknown>;
 type Statement = Database.Statement<unknown[], Row>;
@@ -23,7 +22,7 @@ const ACTIVE: ReadonlySet<Status> = new Set(ACTIVE_STATUSES);
 /** Reads for handles, the CLI and recovery, plus the fenced log writes. */
 export class SqliteState implements StateStore {
   readonly #db: SqliteDatabase;
-  readonly #notifier: SqliteNotifier;
+  readonly #afterCommit: AfterCommit;
   readonly #onCorrupt: CorruptRowHandler;
   readonly #lists = new Map<string, Statement>();
   readonly #get;
@@ -33,9 +32,9 @@ export class SqliteState implements StateStore {
   readonly #appendLogs: (lines: readonly LogLine[]) => number;
   readonly #purge: () => void;
 
-  constructor(db: SqliteDatabase, notifier: SqliteNotifier, onCorrupt: CorruptRowHandler) {
+  constructor(db: SqliteDatabase, afterCommit: AfterCommit, onCorrupt: CorruptRowHandler) {
     this.#db = db;
-    this.#notifier = notifier;
+    this.#afterCommit = afterCommit;
     this.#onCorrupt = onCorrupt;
     this.#get = db.prepare<[string], Row>(`SELECT ${INVOCATION_COLUMNS} FROM invocations WHERE id = ?`);
     this.#history = db.prepare<[string], Row>(
@@ -90,7 +89,9 @@ export class SqliteState implements StateStore {
 
   async appendLogs(lines: readonly LogLine[]): Promise<number> {
     if (lines.length === 0) return 0;
-    return this.#appendLogs(lines);
+    const stored = this.#appendLogs(lines);
+    this.#afterCommit(false);
+    return stored;
   }
 
   async logs(id: string): Promise<LogLine[]> {
@@ -108,7 +109,7 @@ export class SqliteState implements StateStore {
 
   async purge(): Promise<void> {
     this.#purge();
-    this.#notifier.changed();
+    this.#afterCommit(true);
   }
 }
 
@@ -121,7 +122,7 @@ function listQuery(filter: InvocationFilter): { sql: string; params: unknown[] }
   const where: string[] = [];
   const params: unknown[] = [];
   if (filter.statuses) {
-    if (filter.statuses.every((s) => ACTIVE.has(s))) where.push(`status IN (${ACTIVE_SQL})`);
+    if (filter.statuses.every((s) => ACTIVE.has(s))) where.push(IS_ACTIVE);
     where.push(`status IN (${filter.statuses.map(() => "?").join(",")})`);
     params.push(...filter.statuses);
   }
