@@ -104,7 +104,10 @@ export function defineTasks(app: Nenc, runsFile: string) {
     work: app.task("work", async (n: number, ms: number) => {
       const ctx = app.current()!;
       appendFileSync(runsFile, ctx.invocationId + " " + ctx.attempt + " " + process.pid + "\\n");
-      await new Promise((resolve) => setTimeout(resolve, ms));
+      await new Promise((resolve) => {
+        const timer = setTimeout(resolve, ms);
+        ctx.signal.addEventListener("abort", () => (clearTimeout(timer), resolve(undefined)));
+      });
       return n;
     }),
   };
@@ -208,10 +211,11 @@ describe("postgres: server and runner faults", () => {
     const worker = startWorker(setup, { concurrency: 10 });
     try {
       await worker.runnerId;
-      const before = await tasks.work.parallelize(Array.from({ length: 120 }, (_, i) => [i, 40] as [number, number]));
+      const before = await tasks.work.parallelize(Array.from({ length: 300 }, (_, i) => [i, 50] as [number, number]));
       await eventually(async () => runsOf(setup).size >= 20, "the worker to be busy");
 
       pg.stop();
+      assert.ok(runsOf(setup).size < before.length, "the server went down while tasks were running");
       try {
         const unreachable = new RegExp(`^PostgreSQL at postgres://postgres@127\\.0\\.0\\.1:${pg.port}/postgres is unreachable: `);
         for (let i = 0; i < 2; i++) {
