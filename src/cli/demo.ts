@@ -44,7 +44,8 @@ export async function demoCommand(argv: string[]): Promise<number> {
     return await runDemo(deadline, workers);
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
-    out(`\n  FAILED: ${message}`);
+    const late = Date.now() >= deadline ? `gave up after ${timeoutMs / 1000} s (--timeout): ` : "";
+    out(`\n  FAILED: ${late}${message}`);
     for (const worker of workers) out(`  ${worker.name} output: ${worker.logPath}`);
     return 1;
   } finally {

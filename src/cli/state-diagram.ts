@@ -138,15 +138,19 @@ function boxWidth(status: string, rule: StateRule): number {
   return Math.ceil(Math.max(status.length * CHAR.name, flagLine(rule).length * CHAR.flags) + 24);
 }
 
-export function flagLine(rule: StateRule): string {
-  const flags = [
+/** A status's flags in words (recoverTo aside): the same words in the text and the diagram. */
+export function statusFlags(rule: StateRule): string[] {
+  return [
     rule.final ? "final" : "",
     rule.claimable ? "claimable" : "",
     rule.owned ? "owned" : "",
     rule.acquires ? "claim" : "",
     rule.overrides ? "overrides owner" : "",
   ].filter(Boolean);
-  return flags.join(" · ");
+}
+
+function flagLine(rule: StateRule): string {
+  return statusFlags(rule).join(" · ");
 }
 
 export function layoutStates(table: Table = STATUS_TABLE): StateLayout {

@@ -3,7 +3,7 @@ import { resolve } from "node:path";
 import { STATUSES, STATUS_TABLE, type StatusRule } from "../core/status.js";
 import { help, parseCommand } from "./args.js";
 import { CliError } from "./cli-error.js";
-import { renderStateDiagramSvg } from "./state-diagram.js";
+import { renderStateDiagramSvg, statusFlags } from "./state-diagram.js";
 
 export const statesHelp = `nenc states [--svg <file>]
 
@@ -49,14 +49,6 @@ export function renderStatesText(): string {
   return lines.join("\n");
 }
 
-export function flagsOf(rule: StatusRule): string[] {
-  return [
-    rule.final ? "final" : "",
-    rule.claimable ? "claimable" : "",
-    rule.owned ? "owned" : "",
-    rule.acquires ? "claim" : "",
-    rule.overrides ? "overrides owner" : "",
-    rule.recoverTo ? `recovery -> ${rule.recoverTo}` : "",
-  ].filter(Boolean);
+function flagsOf(rule: StatusRule): string[] {
+  return [...statusFlags(rule), ...(rule.recoverTo ? [`recovery -> ${rule.recoverTo}`] : [])];
 }
-

@@ -283,6 +283,23 @@ describe("nenc worker: loading the app module", () => {
   });
 });
 
+describe("nenc demo", () => {
+  it("tells the seed's story: SIGKILL worker 1 mid-task, worker 2 recovers all three, exit 0", async () => {
+    const dir = workdir();
+    const result = await runNenc(["demo"], { cwd: dir, env: { NENC_LOG_TO_CONSOLE: "false" }, timeoutMs: 180_000 });
+    assert.equal(result.code, 0, `${result.stdout}\n${result.stderr}`);
+    const steps = [...result.stdout.matchAll(/^STEP (\d):/gm)].map((m) => m[1]);
+    assert.deepEqual(steps, ["1", "2", "3", "4", "5"]);
+    assert.match(result.stdout, new RegExp(`backend sqlite ${escape(join(dir, ".nenc", "recovery_demo.sqlite"))}`));
+    assert.match(result.stdout, /X Worker-1 terminated \(signal SIGKILL\)/);
+    for (const n of [0, 1, 2]) {
+      assert.match(result.stdout, new RegExp(`OK slowTask completed: task_${n}_completed`));
+      assert.match(result.stdout, new RegExp(`slowTask\\(${n}\\): taken back \\(RUNNING_RECOVERY\\) [\\d.]+ s after the kill, re-run \\(attempt 2\\) started [\\d.]+ s after the kill`));
+    }
+    assert.match(result.stdout, /ALL 3 TASKS COMPLETED SUCCESSFULLY/);
+  });
+});
+
 /** key -> [value, source] from the app table of `nenc config`. */
 function parseRows(stdout: string): Map<string, [string, string]> {
   const table = stdout.split("\n\n")[1] ?? "";
