@@ -20,6 +20,13 @@ const CONNECTION_CODES = new Set([
   "57P01", "57P02", "57P03", "08000", "08001", "08003", "08004", "08006",
 ]);
 const CONNECTION_MESSAGES = /Connection terminated|connection error|not queryable|timeout exceeded when trying to connect|Client was closed/i;
+/**
+ * Every statement of nenc's is planned once per connection and reused: the hot ones are prepared
+ * statements whose best plan does not depend on their parameters (index lookups by id, the queue
+ * index in order), and planning an UPDATE over a dozen unnest()ed arrays costs more than running it.
+ */
+const SESSION_SETTINGS = "-c plan_cache_mode=force_generic_plan";
+
 /** deadlock_detected, serialization_failure: nothing was applied, so the statement can run again. */
 const RETRY_CODES = new Set(["40P01", "40001"]);
 
@@ -82,6 +89,7 @@ export class PostgresConnection {
       application_name: `nenc ${options.appId}`.slice(0, 63),
       keepAlive: true,
       connectionTimeoutMillis: 10_000,
+      options: SESSION_SETTINGS,
     };
     this.#pool = new driver.Pool({ ...this.#config, max: options.poolSize ?? 10, idleTimeoutMillis: 30_000, allowExitOnIdle: true });
     // An idle pooled connection that the server closes (restart, admin) is dropped by the pool;

@@ -1,4 +1,5 @@
 import type { PoolClient } from "pg";
+import { FINAL_STATUSES } from "../../core/status.js";
 
 /**
  * The schema, as numbered steps applied once each, in order, in the schema `nenc` (every app on
@@ -12,7 +13,7 @@ import type { PoolClient } from "pg";
  * - ready_at is set only while an invocation is queued; the partial index on it is the queue, in
  *   the order (ready_at, seq), seq being drawn when it was queued.
  * - fillfactor leaves room on each page so that transitions which change no indexed column
- *   (PENDING -> RUNNING -> SUCCESS) are HOT updates.
+ *   (PENDING -> RUNNING, for one) are HOT updates: no index is touched.
  * - runners.lock_key is the session advisory lock a runner's heartbeat connection holds: when that
  *   connection closes (the process died), the lock is gone at once. `watched` says the runner did
  *   take it, so a runner whose first beat has not happened yet is not taken for dead.
@@ -79,6 +80,18 @@ export const MIGRATIONS: readonly { readonly version: number; readonly sql: stri
         expires_at bigint NOT NULL,
         PRIMARY KEY (app_id, name)
       );
+    `,
+  },
+  {
+    // An index on status made every transition write an index entry (and no update HOT). What
+    // recovery and the monitor look up by status are the invocations still in flight: index
+    // those alone, by a flag that changes once, when an invocation becomes final.
+    version: 2,
+    sql: `
+      ALTER TABLE nenc.invocations ADD COLUMN final boolean NOT NULL DEFAULT false;
+      UPDATE nenc.invocations SET final = true WHERE status IN (${FINAL_STATUSES.map((s) => `'${s}'`).join(", ")});
+      DROP INDEX nenc.invocations_status;
+      CREATE INDEX invocations_in_flight ON nenc.invocations (app_id) WHERE NOT final;
     `,
   },
 ];

@@ -1,4 +1,4 @@
-import { isStatus, type Status } from "../../core/status.js";
+import { isFinal, isStatus, type Status } from "../../core/status.js";
 import type { StateStore } from "../../ports/backend.js";
 import type { HistoryView, InvocationFilter, InvocationRecord, LogLevel, LogLine } from "../../ports/records.js";
 import type { PostgresConnection } from "./postgres-connection.js";
@@ -72,6 +72,8 @@ export class PostgresState implements StateStore {
       where.push(condition.replace("?", `$${values.length}`));
     };
     if (filter.statuses) add("status = ANY(?::text[])", filter.statuses);
+    // Lets the in-flight index serve the common look-ups (recovery's owned and orphaned statuses).
+    if (filter.statuses && !filter.statuses.some(isFinal)) where.push("NOT final");
     if (filter.taskId !== undefined) add("task_id = ?", filter.taskId);
     if (filter.owner !== undefined) add("owner = ?", filter.owner);
     if (filter.updatedBefore !== undefined) add("updated_at <= ?", filter.updatedBefore);
