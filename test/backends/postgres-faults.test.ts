@@ -205,6 +205,39 @@ describe("postgres: server and runner faults", () => {
   });
   after(() => pg?.cleanup());
 
+  it("migrates once when several processes start together on an empty server", async () => {
+    const script = join(pg.dir, "first-use.mts");
+    writeFileSync(
+      script,
+      `import { createPostgresBackend } from ${JSON.stringify(fileURLToPath(new URL("../../src/backends/postgres/postgres-backend.ts", import.meta.url)))};
+const backend = await createPostgresBackend({ url: process.env.URL!, appId: "first-use-" + process.pid });
+await backend.state.counts();
+await backend.close();
+`,
+    );
+    const children = Array.from({ length: 4 }, () => spawn(process.execPath, ["--import", TSX, script], { env: { ...process.env, URL: pg.url }, stdio: ["ignore", "ignore", "pipe"] }));
+    const outcomes = await Promise.all(
+      children.map(
+        (child) =>
+          new Promise<{ code: number | null; stderr: string }>((resolve) => {
+            let stderr = "";
+            child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+            child.once("exit", (code) => resolve({ code, stderr }));
+          }),
+      ),
+    );
+    assert.deepEqual(outcomes.map((o) => o.code), [0, 0, 0, 0], outcomes.map((o) => o.stderr).join("\n"));
+    const { PostgresConnection } = await import("../../src/backends/postgres/postgres-connection.js");
+    const { MIGRATIONS } = await import("../../src/backends/postgres/postgres-migrations.js");
+    const connection = await PostgresConnection.open({ url: pg.url, appId: "inspect" });
+    try {
+      const rows = await connection.query<{ version: number; n: number }>("SELECT version, count(*) AS n FROM nenc.migrations GROUP BY version ORDER BY version");
+      assert.deepEqual(rows, MIGRATIONS.map((m) => ({ version: m.version, n: 1 })));
+    } finally {
+      await connection.close();
+    }
+  });
+
   it("restarting the server loses nothing and runs nothing twice; while it is down the error is clear", async () => {
     const setup = setupApp(pg);
     const { app, tasks } = await openClient(setup);

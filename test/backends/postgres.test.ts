@@ -1,7 +1,52 @@
+import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
+import { describe, it } from "node:test";
+import { createPostgresBackend } from "../../src/backends/postgres/postgres-backend.js";
 import { runConformance } from "../conformance/suite.js";
+import { newInvocation, remoteRunner } from "../conformance/harness.js";
+
+const url = "postgres://127.0.0.1:5432/test";
 
 runConformance({
   name: "postgres",
-  env: () => ({ NENC_BACKEND: "postgres", NENC_POSTGRES_URL: "postgres://127.0.0.1:5432/test", NENC_APP_ID: `test-${randomUUID()}` }),
+  env: () => ({ NENC_BACKEND: "postgres", NENC_POSTGRES_URL: url, NENC_APP_ID: `test-${randomUUID()}` }),
+});
+
+describe("postgres: apps sharing one server", () => {
+  it("never see each other's invocations, runners or leases, and purge empties one app only", async () => {
+    const one = await createPostgresBackend({ url, appId: `isolation-${randomUUID()}` });
+    const two = await createPostgresBackend({ url, appId: `isolation-${randomUUID()}` });
+    try {
+      const now = Date.now();
+      for (const b of [one, two]) await b.orchestrator.registerRunner(remoteRunner("r", now), now);
+      const shared = newInvocation("t", [1], now);
+      const onlyOne = newInvocation("t", [2], now);
+      const onlyTwo = newInvocation("t", [3], now);
+      await one.orchestrator.register([shared, onlyOne]);
+      await two.orchestrator.register([{ ...shared, args: "[10]" }, onlyTwo]);
+      assert.equal(await one.state.get(onlyTwo.id), null);
+      assert.equal((await two.state.get(shared.id))?.args, "[10]", "the same id in another app is another invocation");
+      assert.deepEqual(new Set((await one.state.list({})).map((r) => r.id)), new Set([shared.id, onlyOne.id]));
+      assert.deepEqual(await two.state.counts(), { REGISTERED: 2 });
+      assert.equal(await one.orchestrator.acquireLease("recovery", "r", now, 60_000), true);
+      assert.equal(await two.orchestrator.acquireLease("recovery", "other", now, 60_000), true, "a lease of the same name in another app");
+
+      const claimed = await one.broker.claim("r", 10, now);
+      assert.deepEqual(new Set(claimed.map((c) => c.id)), new Set([shared.id, onlyOne.id]));
+      assert.equal(await two.broker.queueLength(now), 2, "the other app's queue is untouched");
+      assert.equal((await two.state.get(shared.id))?.status, "REGISTERED");
+
+      await one.state.purge();
+      assert.deepEqual(await one.state.list({}), []);
+      assert.deepEqual(await one.orchestrator.runners(), []);
+      assert.equal((await two.state.list({})).length, 2);
+      assert.deepEqual((await two.orchestrator.runners()).map((r) => r.id), ["r"]);
+      assert.equal(await two.orchestrator.acquireLease("recovery", "third", now + 1, 60_000), false, "its lease survived the other app's purge");
+      assert.deepEqual((await two.state.history(shared.id)).map((h) => h.status), ["REGISTERED"]);
+    } finally {
+      await two.state.purge();
+      await one.close();
+      await two.close();
+    }
+  });
 });

@@ -16,6 +16,8 @@ export class PostgresSession {
   #client: Promise<Client> | undefined;
   /** Runners whose lock this connection holds. */
   readonly #held = new Set<string>();
+  readonly #holding = new Map<string, Promise<boolean>>();
+  #queue: Promise<void> = Promise.resolve();
   #closed = false;
 
   constructor(connection: PostgresConnection) {
@@ -28,11 +30,19 @@ export class PostgresSession {
   }
 
   /** Take the runner's lock unless this connection has it already; false if another session holds it. */
-  async hold(runnerId: string): Promise<boolean> {
-    if (this.#held.has(runnerId)) return true;
-    const [row] = await this.query<{ locked: boolean }>("SELECT pg_try_advisory_lock($1) AS locked", [this.keyOf(runnerId)]);
-    if (row?.locked) this.#held.add(runnerId);
-    return row?.locked === true;
+  hold(runnerId: string): Promise<boolean> {
+    if (this.#held.has(runnerId)) return Promise.resolve(true);
+    let holding = this.#holding.get(runnerId);
+    if (!holding) {
+      holding = this.query<{ locked: boolean }>("SELECT pg_try_advisory_lock($1) AS locked", [this.keyOf(runnerId)])
+        .then(([row]) => {
+          if (row?.locked) this.#held.add(runnerId);
+          return row?.locked === true;
+        })
+        .finally(() => this.#holding.delete(runnerId));
+      this.#holding.set(runnerId, holding);
+    }
+    return holding;
   }
 
   async release(runnerId: string): Promise<void> {
@@ -40,7 +50,14 @@ export class PostgresSession {
     await this.query("SELECT pg_advisory_unlock($1)", [this.keyOf(runnerId)]);
   }
 
-  async query<R extends QueryResultRow>(statement: Statement, values: unknown[] = []): Promise<R[]> {
+  /** One statement at a time on the connection (heartbeats and registrations may overlap). */
+  query<R extends QueryResultRow>(statement: Statement, values: unknown[] = []): Promise<R[]> {
+    const run = this.#queue.then(() => this.#query<R>(statement, values));
+    this.#queue = run.then(() => undefined, () => undefined);
+    return run;
+  }
+
+  async #query<R extends QueryResultRow>(statement: Statement, values: unknown[]): Promise<R[]> {
     await this.#connection.ready();
     const client = await this.#open();
     try {
