@@ -24,8 +24,8 @@ export class SqliteBroker implements Broker {
   constructor(db: SqliteDatabase, afterCommit: AfterCommit, subscribe: (listener: () => void) => () => void) {
     this.#afterCommit = afterCommit;
     this.#subscribe = subscribe;
-    const claim = db.prepare<[string, string, string, number, string, number, number], ClaimRow>(
-      `UPDATE invocations SET status = ?, owner = ?, changed_by = ?, attempt = attempt + 1, ready_at = NULL, updated_at = ?
+    const claim = db.prepare<[string, string, number, string, number, number], ClaimRow>(
+      `UPDATE invocations SET status = ?, owner = ?, changed_by = NULL, changes = changes + 1, attempt = attempt + 1, ready_at = NULL, updated_at = ?
        WHERE seq IN (
          SELECT seq FROM invocations
          WHERE EXISTS (SELECT 1 FROM runners WHERE id = ? AND dead_at IS NULL AND stopped_at IS NULL)
@@ -34,7 +34,7 @@ export class SqliteBroker implements Broker {
        )
        RETURNING ${CLAIMED_COLUMNS}`,
     );
-    const run = db.transaction((runnerId: string, max: number, now: number) => claim.all(CLAIMED, runnerId, runnerId, now, runnerId, now, max));
+    const run = db.transaction((runnerId: string, max: number, now: number) => claim.all(CLAIMED, runnerId, now, runnerId, now, max));
     this.#claim = run.immediate;
     this.#queueLength = db
       .prepare<[number], number>(`SELECT count(*) FROM invocations WHERE ready_at <= ? AND ${IS_CLAIMABLE}`)

@@ -141,7 +141,7 @@ function registerIn(db: SqliteDatabase): (invocations: readonly NewInvocation[])
 /** Each request is a compare-and-set on (status, attempt[, owner]); later ones see earlier ones. */
 function transitionIn(db: SqliteDatabase): (requests: readonly TransitionRequest[]) => boolean[] {
   const set =
-    "UPDATE invocations SET status = ?, owner = ?, attempt = ?, ready_at = ?, updated_at = ?, changed_by = ?, " +
+    "UPDATE invocations SET status = ?, owner = ?, attempt = ?, ready_at = ?, updated_at = ?, changed_by = ?, changes = changes + 1, " +
     "result = coalesce(?, result), error = coalesce(?, error), retries = coalesce(?, retries) " +
     "WHERE id = ? AND status = ? AND attempt = ?";
   type Params = [string, string | null, number, number | null, number, string | null, string | null, string | null, number | null, string, string, number];
@@ -153,10 +153,12 @@ function transitionIn(db: SqliteDatabase): (requests: readonly TransitionRequest
       const result = r.result ?? null;
       const error = r.error ?? null;
       const retries = r.retries ?? null;
+      // Stored only when someone other than the (new) owner made the change.
+      const by = r.by === r.owner ? null : r.by;
       const info =
         expect.owner === undefined
-          ? anyOwner.run(r.to, r.owner, r.attempt, r.readyAt, r.at, r.by, result, error, retries, r.id, expect.status, expect.attempt)
-          : ownedBy.run(r.to, r.owner, r.attempt, r.readyAt, r.at, r.by, result, error, retries, r.id, expect.status, expect.attempt, expect.owner);
+          ? anyOwner.run(r.to, r.owner, r.attempt, r.readyAt, r.at, by, result, error, retries, r.id, expect.status, expect.attempt)
+          : ownedBy.run(r.to, r.owner, r.attempt, r.readyAt, r.at, by, result, error, retries, r.id, expect.status, expect.attempt, expect.owner);
       return info.changes > 0;
     }),
   ).immediate;

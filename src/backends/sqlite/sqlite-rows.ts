@@ -102,7 +102,8 @@ export function toInvocation(row: Row): InvocationRecord {
 
 export function toHistory(id: string, row: Row): HistoryView {
   check("history", `of invocation ${id}`, row, HISTORY_SHAPE);
-  return row as unknown as HistoryView;
+  const { status, at, attempt, runnerId, hostname, pid } = row as unknown as HistoryView;
+  return { status, at, attempt, runnerId, hostname, pid };
 }
 
 export function toLogLine(row: Row): LogLine {

@@ -40,9 +40,14 @@ const DERIVED_INDEXES: Readonly<Record<string, string>> = {
 };
 
 /**
- * Each entry moves the schema from version i to i + 1. History is written by triggers, so no
- * write path can forget it: every insert, and every update that sets a status, records
- * (status, updated_at, attempt, changed_by).
+ * Each entry moves the schema from version i to i + 1.
+ *
+ * History is written by a trigger, so no write path can forget it: every update that sets a
+ * status adds (status, updated_at, attempt, the runner that made it), keyed by the invocation's
+ * `changes` counter. The first entry (REGISTERED, at created_at, attempt 0, no runner) is the
+ * same for every invocation, so it is read from the invocation row rather than stored again.
+ * `changed_by` is NULL when the owner made the change (claims and an owner's own steps), which
+ * keeps rows short: a claim then grows its row by the owner only.
  */
 const MIGRATIONS: readonly string[] = [
   `
@@ -63,24 +68,22 @@ const MIGRATIONS: readonly string[] = [
     error TEXT,
     created_at INTEGER NOT NULL,
     updated_at INTEGER NOT NULL,
-    changed_by TEXT
+    changed_by TEXT,
+    changes INTEGER NOT NULL DEFAULT 0
   );
   CREATE INDEX invocations_queue ON invocations(ready_at, seq) WHERE ready_at IS NOT NULL;
   CREATE TABLE history (
     inv_seq INTEGER NOT NULL,
+    n INTEGER NOT NULL,
     status TEXT NOT NULL,
     at INTEGER NOT NULL,
     attempt INTEGER NOT NULL,
-    runner_id TEXT
-  );
-  CREATE INDEX history_invocation ON history(inv_seq);
-  CREATE TRIGGER invocations_history_insert AFTER INSERT ON invocations BEGIN
-    INSERT INTO history (inv_seq, status, at, attempt, runner_id)
-    VALUES (NEW.seq, NEW.status, NEW.updated_at, NEW.attempt, NEW.changed_by);
-  END;
-  CREATE TRIGGER invocations_history_update AFTER UPDATE OF status ON invocations BEGIN
-    INSERT INTO history (inv_seq, status, at, attempt, runner_id)
-    VALUES (NEW.seq, NEW.status, NEW.updated_at, NEW.attempt, NEW.changed_by);
+    runner_id TEXT,
+    PRIMARY KEY (inv_seq, n)
+  ) WITHOUT ROWID;
+  CREATE TRIGGER invocations_history AFTER UPDATE OF status ON invocations BEGIN
+    INSERT OR REPLACE INTO history (inv_seq, n, status, at, attempt, runner_id)
+    VALUES (NEW.seq, NEW.changes, NEW.status, NEW.updated_at, NEW.attempt, coalesce(NEW.changed_by, NEW.owner));
   END;
   CREATE TABLE logs (
     inv_seq INTEGER NOT NULL,

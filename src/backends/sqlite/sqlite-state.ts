@@ -37,10 +37,15 @@ export class SqliteState implements StateStore {
     this.#afterCommit = afterCommit;
     this.#onCorrupt = onCorrupt;
     this.#get = db.prepare<[string], Row>(`SELECT ${INVOCATION_COLUMNS} FROM invocations WHERE id = ?`);
-    this.#history = db.prepare<[string], Row>(
-      `SELECT h.status, h.at, h.attempt, h.runner_id AS runnerId, r.hostname, r.pid
+    // The REGISTERED entry comes from the row itself (see the schema), then the stored ones.
+    this.#history = db.prepare<[string, string], Row>(
+      `SELECT 0 AS n, 'REGISTERED' AS status, created_at AS at, 0 AS attempt, NULL AS runnerId, NULL AS hostname, NULL AS pid
+       FROM invocations WHERE id = ?
+       UNION ALL
+       SELECT h.n, h.status, h.at, h.attempt, h.runner_id, r.hostname, r.pid
        FROM invocations i JOIN history h ON h.inv_seq = i.seq LEFT JOIN runners r ON r.id = h.runner_id
-       WHERE i.id = ? ORDER BY h.rowid`,
+       WHERE i.id = ?
+       ORDER BY n`,
     );
     this.#logs = db.prepare<[string], Row>(
       `SELECT i.id AS invocationId, l.attempt, l.runner_id AS runnerId, l.at, l.level, l.message
@@ -84,7 +89,7 @@ export class SqliteState implements StateStore {
   }
 
   async history(id: string): Promise<HistoryView[]> {
-    return decodeEach(this.#history.all(id), (row) => toHistory(id, row), this.#onCorrupt);
+    return decodeEach(this.#history.all(id, id), (row) => toHistory(id, row), this.#onCorrupt);
   }
 
   async appendLogs(lines: readonly LogLine[]): Promise<number> {
