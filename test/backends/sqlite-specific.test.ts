@@ -182,21 +182,43 @@ describe("sqlite: damaged rows", () => {
 describe("sqlite: several processes on one file", () => {
   const backendModule = new URL("../../src/backends/sqlite/sqlite-backend.ts", import.meta.url).href;
 
-  /** Run a script in another node process that has `createSqliteBackend` in scope. */
-  function child(script: string, env: Record<string, string>): Promise<string> {
-    const code = `const { createSqliteBackend } = await import(${JSON.stringify(backendModule)});\n${script}`;
-    return new Promise((resolve, reject) => {
-      const proc = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", code], {
-        env: { ...process.env, ...env },
-        stdio: ["ignore", "pipe", "pipe"],
-      });
-      let out = "";
-      let err = "";
-      proc.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()));
-      proc.stderr.on("data", (chunk: Buffer) => (err += chunk.toString()));
-      proc.on("error", reject);
-      proc.on("exit", (code) => (code === 0 ? resolve(out) : reject(new Error(`child exited ${code}: ${err}`))));
+  interface Child {
+    /** Resolves when the child printed "ready". */
+    readonly ready: Promise<void>;
+    /** Release a child waiting on `await go` in its script. */
+    go(): void;
+    /** Resolves with what it printed after "ready", once it exited 0. */
+    readonly output: Promise<string>;
+  }
+
+  /**
+   * Run a script in another node process with `createSqliteBackend` in scope, and `ready()` and
+   * `go` to line several children up before they start together.
+   */
+  function child(script: string, env: Record<string, string>): Child {
+    const code = `const { createSqliteBackend } = await import(${JSON.stringify(backendModule)});
+      const ready = () => console.log("ready");
+      const go = new Promise((resolve) => process.stdin.once("data", resolve));
+      ${script}
+      process.stdin.destroy();`;
+    const proc = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", code], {
+      env: { ...process.env, ...env },
+      stdio: ["pipe", "pipe", "pipe"],
     });
+    let out = "";
+    let err = "";
+    let signalReady = () => {};
+    const ready = new Promise<void>((resolve) => (signalReady = resolve));
+    proc.stdout.on("data", (chunk: Buffer) => {
+      out += chunk.toString();
+      if (out.startsWith("ready\n")) signalReady();
+    });
+    proc.stderr.on("data", (chunk: Buffer) => (err += chunk.toString()));
+    const output = new Promise<string>((resolve, reject) => {
+      proc.on("error", reject);
+      proc.on("exit", (code) => (code === 0 ? resolve(out.replace(/^ready\n/, "")) : reject(new Error(`child exited ${code}: ${err}`))));
+    });
+    return { ready: Promise.race([ready, output.then(() => undefined)]), go: () => proc.stdin.end("go\n"), output };
   }
 
   it("two processes claiming from one file at once get every invocation exactly once", async () => {
@@ -209,8 +231,8 @@ describe("sqlite: several processes on one file", () => {
       const now = Date.now();
       await backend.orchestrator.registerRunner({ id: process.env.RUNNER, kind: "async", hostId: "h", hostname: "h", pid: process.pid, pidStart: null, startedAt: now }, now);
       const ids = [];
-      // Both start together, so that they really contend for the file's lock.
-      while (Date.now() < Number(process.env.START)) await new Promise((resolve) => setTimeout(resolve, 1));
+      ready();
+      await go;
       for (;;) {
         const claimed = await backend.broker.claim(process.env.RUNNER, 5, Date.now());
         if (claimed.length === 0) break;
@@ -218,9 +240,11 @@ describe("sqlite: several processes on one file", () => {
       }
       await backend.close();
       console.log(JSON.stringify(ids));`;
-    const start = String(Date.now() + 3000);
-    const outputs = await Promise.all(["p1", "p2"].map((runner) => child(claimer, { DB: path, RUNNER: runner, START: start })));
-    const [one, two] = outputs.map((out) => JSON.parse(out) as string[]);
+    const children = ["p1", "p2"].map((runner) => child(claimer, { DB: path, RUNNER: runner }));
+    // Both start together, so that they really contend for the file's lock.
+    await Promise.all(children.map((c) => c.ready));
+    for (const c of children) c.go();
+    const [one, two] = (await Promise.all(children.map((c) => c.output))).map((out) => JSON.parse(out) as string[]);
     assert.equal(one!.length + two!.length, count);
     assert.equal(new Set([...one!, ...two!]).size, count, "no invocation claimed twice");
     assert.ok(one!.length > 0 && two!.length > 0, "both processes claimed some");
@@ -234,13 +258,14 @@ describe("sqlite: several processes on one file", () => {
     let woken = 0;
     const unsubscribe = backend.broker.subscribe(() => woken++);
     try {
-      await child(
+      const writer = child(
         `const backend = createSqliteBackend({ path: process.env.DB, appId: "app" });
          const now = Date.now();
          await backend.orchestrator.register([{ id: "from-afar", taskId: "t", callId: "t:x", args: "[]", parentId: null, createdAt: now, readyAt: now }]);
          await backend.close();`,
         { DB: path },
       );
+      await writer.output;
       // This connection wrote nothing and nothing polls: only the watcher can have woken it.
       const deadline = Date.now() + 10_000;
       while (woken === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));

@@ -24,7 +24,8 @@ export const INVOCATION_COLUMNS =
   "id, task_id AS taskId, call_id AS callId, args, status, attempt, owner, retries, ready_at AS readyAt, " +
   "parent_id AS parentId, result, error, created_at AS createdAt, updated_at AS updatedAt";
 
-export const CLAIMED_COLUMNS = "seq, id, task_id AS taskId, args, attempt, retries, parent_id AS parentId";
+/** In this order: toClaimed reads them by position. */
+export const CLAIMED_COLUMNS = "seq, id, task_id, args, attempt, retries, parent_id";
 
 export const RUNNER_COLUMNS =
   "id, kind, host_id AS hostId, hostname, pid, pid_start AS pidStart, started_at AS startedAt, " +
@@ -120,14 +121,14 @@ export function toRunner(row: Row): RunnerRecord {
  * A claimed row goes to a runner even when a field is damaged: the runner then fails that one
  * invocation with a clear error (unknown task, unreadable arguments) and carries on.
  */
-export function toClaimed(row: Row): ClaimedInvocation {
+export function toClaimed([, id, taskId, args, attempt, retries, parentId]: readonly unknown[]): ClaimedInvocation {
   return {
-    id: asText(row["id"]),
-    taskId: asText(row["taskId"]),
-    args: asText(row["args"]),
-    attempt: row["attempt"] as number,
-    retries: INT(row["retries"]) ? (row["retries"] as number) : 0,
-    parentId: row["parentId"] === null ? null : asText(row["parentId"]),
+    id: asText(id),
+    taskId: asText(taskId),
+    args: asText(args),
+    attempt: attempt as number,
+    retries: INT(retries) ? (retries as number) : 0,
+    parentId: parentId === null ? null : asText(parentId),
   };
 }
 
