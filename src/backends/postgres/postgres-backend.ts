@@ -17,8 +17,25 @@ export interface PostgresBackendOptions {
 }
 
 /**
- * Invocations in PostgreSQL, shared by every process and host pointed at the same server. The
- * tables live in the schema `nenc`, created on first use; every row carries its app's id.
+ * Invocations in PostgreSQL, shared by every process and host pointed at the same server.
+ *
+ * - Schema: the tables live in the schema `nenc`, created and upgraded on first use by numbered
+ *   migrations (postgres-migrations.ts); every row carries its app's id, so apps never see each
+ *   other's data and purge removes one app's rows only.
+ * - Atomicity: every write is one statement (a claim, a batch of compare-and-sets, a fenced log
+ *   append) or, for a batch that chains steps on one invocation, one transaction. Nothing is read
+ *   by the client to decide a write.
+ * - Durability: every statement commits synchronously, as the server is configured. Relaxing it
+ *   for claims or intermediate statuses would make a server crash undo a claim that a live runner
+ *   already acted on, leaving the invocation owned by a runner that no longer runs it.
+ * - Wake-ups: LISTEN/NOTIFY on one channel per app (postgres-listener.ts); writes that add work or
+ *   record an outcome notify in the same transaction.
+ * - Death: a runner's process holds a session advisory lock on its connection; when the process
+ *   dies the server drops the lock with the connection, and connectedRunners() tells recovery at
+ *   once (postgres-session.ts). For a few seconds after a server start it answers null, while live
+ *   runners take their locks again.
+ * - Faults: pooled connections reconnect per query, LISTEN reconnects by itself; while the server is
+ *   unreachable calls reject with PostgresUnreachableError, naming the server.
  */
 export class PostgresBackend implements Backend {
   readonly kind = "postgres";

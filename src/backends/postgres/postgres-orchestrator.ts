@@ -147,19 +147,20 @@ export class PostgresOrchestrator implements Orchestrator {
   async transition(requests: readonly TransitionRequest[]): Promise<boolean[]> {
     if (requests.length === 0) return [];
     const rounds = inRounds(requests);
-    const applied = new Array<boolean>(requests.length).fill(false);
     if (rounds.length === 1) {
+      const applied = new Array<boolean>(requests.length).fill(false);
       this.#mark(applied, rounds[0]!, await this.#db.query<{ applied: number[] }>(TRANSITION, this.#values(requests, rounds[0]!)));
       return applied;
     }
     // Several requests on one invocation (a chain such as KILLED then REROUTED): one round per
     // position in the chains, in order, in one transaction, so each sees the previous ones.
-    await this.#db.transaction(async (query) => {
+    return this.#db.transaction(async (query) => {
+      const applied = new Array<boolean>(requests.length).fill(false);
       for (const round of rounds) {
         this.#mark(applied, round, await query<{ applied: number[] }>(TRANSITION, this.#values(requests, round)));
       }
+      return applied;
     });
-    return applied;
   }
 
   #values(requests: readonly TransitionRequest[], round: readonly number[]): unknown[] {
