@@ -27,8 +27,13 @@ const CONNECTION_MESSAGES = /Connection terminated|connection error|not queryabl
  */
 const SESSION_SETTINGS = "-c plan_cache_mode=force_generic_plan";
 
-/** deadlock_detected, serialization_failure: nothing was applied, so the statement can run again. */
-const RETRY_CODES = new Set(["40P01", "40001"]);
+/**
+ * Errors after which nothing was applied, so the statement can simply run again: deadlock_detected,
+ * serialization_failure, and a session the server ended (admin_shutdown, crash_shutdown: the
+ * transaction was rolled back, or the statement never ran on a pooled connection the server had
+ * already closed). A statement cut off by a lost connection is not retried: it may have committed.
+ */
+const RETRY_CODES = new Set(["40P01", "40001", "57P01", "57P02"]);
 
 function isConnectionError(error: unknown): boolean {
   if (!(error instanceof Error)) return false;
