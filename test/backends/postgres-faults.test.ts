@@ -238,6 +238,26 @@ await backend.close();
     }
   });
 
+  it("hands each invocation to one of four worker processes claiming at once: every one runs once", async () => {
+    const setup = setupApp(pg);
+    const { app, tasks } = await openClient(setup);
+    const workers = Array.from({ length: 4 }, () => startWorker(setup, { concurrency: 20 }));
+    try {
+      await Promise.all(workers.map((w) => w.runnerId));
+      const invs = await tasks.work.parallelize(Array.from({ length: 600 }, (_, i) => [i, 2] as [number, number]));
+      const results = await Promise.all(invs.map((inv) => inv.result({ timeoutMs: 60_000 })));
+      assert.deepEqual(results, invs.map((_, i) => i));
+      const runs = readFileSync(setup.runsFile, "utf8").split("\n").filter(Boolean).map((line) => line.split(" "));
+      assert.equal(runs.length, invs.length, "no invocation ran twice");
+      assert.equal(new Set(runs.map(([id]) => id)).size, invs.length);
+      assert.ok(runs.every(([, attempt]) => attempt === "1"));
+      assert.ok(new Set(runs.map(([, , pid]) => pid)).size > 1, "the work was shared between processes");
+    } finally {
+      await Promise.all(workers.map((w) => kill(w, "SIGTERM")));
+      await app.close();
+    }
+  });
+
   it("restarting the server loses nothing and runs nothing twice; while it is down the error is clear", async () => {
     const setup = setupApp(pg);
     const { app, tasks } = await openClient(setup);
