@@ -1,8 +1,9 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { createWriteStream, mkdirSync } from "node:fs";
+import { createWriteStream, mkdirSync, rmSync } from "node:fs";
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { HistoryView } from "../ports/records.js";
+import { sqlitePathOf } from "../runtime/backends.js";
 import type { Invocation } from "../runtime/invocation.js";
 import { help, intOption, oneOfOption, parseCommand } from "./args.js";
 import { CliError } from "./cli-error.js";
@@ -61,6 +62,7 @@ async function runDemo(deadline: number, workers: WorkerProcess[]): Promise<numb
   try {
     out(`nenc recovery demo: app ${app.appId}, backend ${describeBackend(config)}`);
     out(`  default config: a silent runner is dead after ${config.runnerDeadAfterMs} ms, recovery looks every ${config.recoveryIntervalMs} ms`);
+    if (config.backend === "sqlite") removeSqliteFiles(sqlitePathOf(config));
     await (await app.backend()).state.purge();
     out(`  (started from a fresh, purged data store)\n`);
 
@@ -170,6 +172,11 @@ async function until(deadline: number, what: string, probe: () => Promise<boolea
     if (Date.now() > deadline) throw new CliError(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
+}
+
+/** A fresh file for the demo's own app: also gets rid of one an older nenc left behind. */
+function removeSqliteFiles(path: string): void {
+  for (const suffix of ["", "-wal", "-shm"]) rmSync(`${path}${suffix}`, { force: true });
 }
 
 function seconds(ms: number): string {
