@@ -2,6 +2,7 @@ import { resolve } from "node:path";
 import type { Backend, Capabilities } from "../../ports/backend.js";
 import { SqliteBroker } from "./sqlite-broker.js";
 import { SqliteCheckpointer } from "./sqlite-checkpointer.js";
+import { SqliteLocking } from "./sqlite-locking.js";
 import { SqliteNotifier } from "./sqlite-notifier.js";
 import { SqliteOrchestrator } from "./sqlite-orchestrator.js";
 import { reportOnce, type CorruptRowHandler } from "./sqlite-rows.js";
@@ -49,9 +50,10 @@ export class SqliteBackend implements Backend {
       if (invocationsChanged) notifier.changed();
     };
     const onCorrupt = reportOnce(options.onCorruptRow ?? ((error) => process.emitWarning(error)));
-    this.orchestrator = new SqliteOrchestrator(this.#db, afterCommit, onCorrupt);
-    this.broker = new SqliteBroker(this.#db, afterCommit, (listener) => notifier.subscribe(listener));
-    this.state = new SqliteState(this.#db, afterCommit, onCorrupt);
+    const locking = new SqliteLocking(this.#db);
+    this.orchestrator = new SqliteOrchestrator(this.#db, locking, afterCommit, onCorrupt);
+    this.broker = new SqliteBroker(this.#db, locking, afterCommit, (listener) => notifier.subscribe(listener));
+    this.state = new SqliteState(this.#db, locking, afterCommit, onCorrupt);
   }
 
   async close(): Promise<void> {

@@ -2,6 +2,7 @@ import type { Status } from "../../core/status.js";
 import type { Broker } from "../../ports/backend.js";
 import type { ClaimedInvocation } from "../../ports/records.js";
 import { CLAIMED_COLUMNS, toClaimed } from "./sqlite-rows.js";
+import type { SqliteLocking } from "./sqlite-locking.js";
 import { IS_CLAIMABLE, type AfterCommit, type SqliteDatabase } from "./sqlite-schema.js";
 
 /** What a claim makes of an invocation, as the port defines it. */
@@ -19,11 +20,13 @@ type ClaimRow = [number, ...unknown[]];
 export class SqliteBroker implements Broker {
   readonly #afterCommit: AfterCommit;
   readonly #subscribe: (listener: () => void) => () => void;
-  readonly #claim: (runnerId: string, max: number, now: number) => ClaimRow[];
+  readonly #locking: SqliteLocking;
+  readonly #claim: (runnerId: string, max: number, now: number) => Promise<ClaimRow[]>;
   readonly #anyReady;
   readonly #queueLength;
 
-  constructor(db: SqliteDatabase, afterCommit: AfterCommit, subscribe: (listener: () => void) => () => void) {
+  constructor(db: SqliteDatabase, locking: SqliteLocking, afterCommit: AfterCommit, subscribe: (listener: () => void) => () => void) {
+    this.#locking = locking;
     this.#afterCommit = afterCommit;
     this.#subscribe = subscribe;
     const claim = db.prepare<[string, string, number, string, number, number], ClaimRow>(
@@ -37,8 +40,7 @@ export class SqliteBroker implements Broker {
        RETURNING ${CLAIMED_COLUMNS}`,
     );
     claim.raw();
-    const run = db.transaction((runnerId: string, max: number, now: number) => claim.all(CLAIMED, runnerId, now, runnerId, now, max));
-    this.#claim = run.immediate;
+    this.#claim = locking.writer((runnerId: string, max: number, now: number) => claim.all(CLAIMED, runnerId, now, runnerId, now, max));
     this.#anyReady = db.prepare<[number], number>(`SELECT 1 FROM invocations WHERE ready_at <= ? AND ${IS_CLAIMABLE} LIMIT 1`).pluck();
     this.#queueLength = db
       .prepare<[number], number>(`SELECT count(*) FROM invocations WHERE ready_at <= ? AND ${IS_CLAIMABLE}`)
@@ -47,8 +49,8 @@ export class SqliteBroker implements Broker {
 
   async claim(runnerId: string, max: number, now: number): Promise<ClaimedInvocation[]> {
     // A read first: an idle runner (woken by a timer or someone else's write) takes no write lock.
-    if (max <= 0 || this.#anyReady.get(now) === undefined) return [];
-    const rows = this.#claim(runnerId, Math.floor(max), now);
+    if (max <= 0 || (await this.#locking.run(() => this.#anyReady.get(now))) === undefined) return [];
+    const rows = await this.#claim(runnerId, Math.floor(max), now);
     this.#afterCommit(rows.length > 0);
     if (rows.length === 0) return [];
     // RETURNING gives no order; the queue order among rows claimed together is their seq.
@@ -57,7 +59,7 @@ export class SqliteBroker implements Broker {
   }
 
   async queueLength(now: number): Promise<number> {
-    return this.#queueLength.get(now) ?? 0;
+    return (await this.#locking.run(() => this.#queueLength.get(now))) ?? 0;
   }
 
   subscribe(listener: () => void): () => void {

@@ -4,6 +4,7 @@ import type { TransitionRequest } from "../../core/transition.js";
 import type { Orchestrator } from "../../ports/backend.js";
 import type { NewInvocation, RunnerInfo, RunnerRecord } from "../../ports/records.js";
 import { decodeEach, RUNNER_COLUMNS, toRunner, type CorruptRowHandler } from "./sqlite-rows.js";
+import type { SqliteLocking } from "./sqlite-locking.js";
 import type { AfterCommit, SqliteDatabase } from "./sqlite-schema.js";
 
 /** What a new invocation is, as the port defines it. */
@@ -19,40 +20,42 @@ type Row = Record<string, unknown>;
 export class SqliteOrchestrator implements Orchestrator {
   readonly #afterCommit: AfterCommit;
   readonly #onCorrupt: CorruptRowHandler;
-  readonly #register: (invocations: readonly NewInvocation[]) => void;
-  readonly #transition: (requests: readonly TransitionRequest[]) => boolean[];
-  readonly #registerRunner: (info: RunnerInfo, now: number) => void;
-  readonly #heartbeat: (runnerId: string, now: number) => boolean;
-  readonly #retire: (runnerIds: readonly string[], how: "stopped" | "dead", now: number) => void;
-  readonly #acquireLease: (name: string, holder: string, now: number, ttlMs: number, replacing: string | null) => boolean;
-  readonly #releaseLease: (name: string, holder: string) => void;
+  readonly #locking: SqliteLocking;
+  readonly #register: (invocations: readonly NewInvocation[]) => Promise<void>;
+  readonly #transition: (requests: readonly TransitionRequest[]) => Promise<boolean[]>;
+  readonly #registerRunner: (info: RunnerInfo, now: number) => Promise<void>;
+  readonly #heartbeat: (runnerId: string, now: number) => Promise<boolean>;
+  readonly #retire: (runnerIds: readonly string[], how: "stopped" | "dead", now: number) => Promise<void>;
+  readonly #acquireLease: (name: string, holder: string, now: number, ttlMs: number, replacing: string | null) => Promise<boolean>;
+  readonly #releaseLease: (name: string, holder: string) => Promise<void>;
   readonly #runners;
 
-  constructor(db: SqliteDatabase, afterCommit: AfterCommit, onCorrupt: CorruptRowHandler) {
+  constructor(db: SqliteDatabase, locking: SqliteLocking, afterCommit: AfterCommit, onCorrupt: CorruptRowHandler) {
+    this.#locking = locking;
     this.#afterCommit = afterCommit;
     this.#onCorrupt = onCorrupt;
-    this.#register = registerIn(db);
-    this.#transition = transitionIn(db);
+    this.#register = registerIn(db, locking);
+    this.#transition = transitionIn(db, locking);
 
     const upsertRunner = db.prepare<[string, string, string, string, number, string | null, number, number]>(
       `INSERT OR REPLACE INTO runners (id, kind, host_id, hostname, pid, pid_start, started_at, heartbeat_at, stopped_at, dead_at)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)`,
     );
-    this.#registerRunner = db.transaction((r: RunnerInfo, now: number) => {
+    this.#registerRunner = locking.writer((r: RunnerInfo, now: number) => {
       upsertRunner.run(r.id, r.kind, r.hostId, r.hostname, r.pid, r.pidStart, r.startedAt, now);
-    }).immediate;
+    });
 
     const beat = db.prepare<[number, string]>(
       "UPDATE runners SET heartbeat_at = max(heartbeat_at, ?) WHERE id = ? AND dead_at IS NULL AND stopped_at IS NULL",
     );
-    this.#heartbeat = db.transaction((runnerId: string, now: number) => beat.run(now, runnerId).changes > 0).immediate;
+    this.#heartbeat = locking.writer((runnerId: string, now: number) => beat.run(now, runnerId).changes > 0);
 
     const retireDead = db.prepare<[number, string]>("UPDATE runners SET dead_at = coalesce(dead_at, ?) WHERE id = ?");
     const retireStopped = db.prepare<[number, string]>("UPDATE runners SET stopped_at = coalesce(stopped_at, ?) WHERE id = ?");
-    this.#retire = db.transaction((ids: readonly string[], how: "stopped" | "dead", now: number) => {
+    this.#retire = locking.writer((ids: readonly string[], how: "stopped" | "dead", now: number) => {
       const statement = how === "dead" ? retireDead : retireStopped;
       for (const id of ids) statement.run(now, id);
-    }).immediate;
+    });
 
     // Free when missing, expired, already the holder's, or held by `replacing`.
     const takeLease = db.prepare<[string, string, number, string | null, number]>(
@@ -60,71 +63,72 @@ export class SqliteOrchestrator implements Orchestrator {
        ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
        WHERE leases.holder = excluded.holder OR leases.holder = ? OR leases.expires_at <= ?`,
     );
-    this.#acquireLease = db.transaction(
+    this.#acquireLease = locking.writer(
       (name: string, holder: string, now: number, ttlMs: number, replacing: string | null) =>
         takeLease.run(name, holder, now + ttlMs, replacing, now).changes > 0,
-    ).immediate;
+    );
 
     const dropLease = db.prepare<[string, string]>("DELETE FROM leases WHERE name = ? AND holder = ?");
-    this.#releaseLease = db.transaction((name: string, holder: string) => {
+    this.#releaseLease = locking.writer((name: string, holder: string) => {
       dropLease.run(name, holder);
-    }).immediate;
+    });
 
     this.#runners = db.prepare<[], Row>(`SELECT ${RUNNER_COLUMNS} FROM runners ORDER BY started_at, id`);
   }
 
   async register(invocations: readonly NewInvocation[]): Promise<void> {
     if (invocations.length === 0) return;
-    this.#register(invocations);
+    await this.#register(invocations);
     this.#afterCommit(true);
   }
 
   async transition(requests: readonly TransitionRequest[]): Promise<boolean[]> {
     if (requests.length === 0) return [];
-    const applied = this.#transition(requests);
+    const applied = await this.#transition(requests);
     this.#afterCommit(applied.includes(true));
     return applied;
   }
 
   async registerRunner(info: RunnerInfo, now: number): Promise<void> {
-    this.#registerRunner(info, now);
+    await this.#registerRunner(info, now);
     this.#afterCommit(false);
   }
 
   async heartbeat(runnerId: string, now: number): Promise<boolean> {
-    const alive = this.#heartbeat(runnerId, now);
+    const alive = await this.#heartbeat(runnerId, now);
     this.#afterCommit(false);
     return alive;
   }
 
   async retireRunners(runnerIds: readonly string[], how: "stopped" | "dead", now: number): Promise<void> {
     if (runnerIds.length === 0) return;
-    this.#retire(runnerIds, how, now);
+    await this.#retire(runnerIds, how, now);
     this.#afterCommit(false);
   }
 
   async runners(): Promise<RunnerRecord[]> {
-    return decodeEach(this.#runners.all(), toRunner, this.#onCorrupt);
+    const rows = await this.#locking.run(() => this.#runners.all());
+    return decodeEach(rows, toRunner, this.#onCorrupt);
   }
 
   async acquireLease(name: string, holder: string, now: number, ttlMs: number, replacing?: string): Promise<boolean> {
-    const acquired = this.#acquireLease(name, holder, now, ttlMs, replacing ?? null);
+    const acquired = await this.#acquireLease(name, holder, now, ttlMs, replacing ?? null);
     this.#afterCommit(false);
     return acquired;
   }
 
   async releaseLease(name: string, holder: string): Promise<void> {
-    this.#releaseLease(name, holder);
+    await this.#releaseLease(name, holder);
     this.#afterCommit(false);
   }
 }
 
-function registerIn(db: SqliteDatabase): (invocations: readonly NewInvocation[]) => void {
+function registerIn(db: SqliteDatabase, locking: SqliteLocking): (invocations: readonly NewInvocation[]) => Promise<void> {
   const insert = db.prepare<[string, string, string, string, string, number, string | null, number, number]>(
     `INSERT INTO invocations (id, task_id, call_id, args, status, attempt, owner, retries, ready_at, parent_id, created_at, updated_at, changed_by)
      VALUES (?, ?, ?, ?, ?, 0, NULL, 0, ?, ?, ?, ?, NULL)`,
   );
-  return db.transaction((invocations: readonly NewInvocation[]) => {
+  return locking.writer((invocations: readonly NewInvocation[]) => {
     for (const inv of invocations) {
       try {
         insert.run(inv.id, inv.taskId, inv.callId, inv.args, REGISTERED, inv.readyAt, inv.parentId, inv.createdAt, inv.createdAt);
@@ -135,11 +139,11 @@ function registerIn(db: SqliteDatabase): (invocations: readonly NewInvocation[])
         throw error;
       }
     }
-  }).immediate;
+  });
 }
 
 /** Each request is a compare-and-set on (status, attempt[, owner]); later ones see earlier ones. */
-function transitionIn(db: SqliteDatabase): (requests: readonly TransitionRequest[]) => boolean[] {
+function transitionIn(db: SqliteDatabase, locking: SqliteLocking): (requests: readonly TransitionRequest[]) => Promise<boolean[]> {
   const set =
     "UPDATE invocations SET status = ?, owner = ?, attempt = ?, ready_at = ?, updated_at = ?, changed_by = ?, changes = changes + 1, " +
     "result = coalesce(?, result), error = coalesce(?, error), retries = coalesce(?, retries) " +
@@ -147,7 +151,7 @@ function transitionIn(db: SqliteDatabase): (requests: readonly TransitionRequest
   type Params = [string, string | null, number, number | null, number, string | null, string | null, string | null, number | null, string, string, number];
   const anyOwner = db.prepare<Params>(set);
   const ownedBy = db.prepare<[...Params, string | null]>(`${set} AND owner IS ?`);
-  return db.transaction((requests: readonly TransitionRequest[]) =>
+  return locking.writer((requests: readonly TransitionRequest[]) =>
     requests.map((r) => {
       const { expect } = r;
       const result = r.result ?? null;
@@ -161,5 +165,5 @@ function transitionIn(db: SqliteDatabase): (requests: readonly TransitionRequest
           : ownedBy.run(r.to, r.owner, r.attempt, r.readyAt, r.at, by, result, error, retries, r.id, expect.status, expect.attempt, expect.owner);
       return info.changes > 0;
     }),
-  ).immediate;
+  );
 }

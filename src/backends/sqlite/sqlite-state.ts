@@ -11,6 +11,7 @@ import {
   toLogLine,
   type CorruptRowHandler,
 } from "./sqlite-rows.js";
+import type { SqliteLocking } from "./sqlite-locking.js";
 import { ACTIVE_STATUSES, IS_ACTIVE, type AfterCommit, type SqliteDatabase } from "./sqlite-schema.js";
 
 type Row = Record<string, unknown>;
@@ -29,11 +30,13 @@ export class SqliteState implements StateStore {
   readonly #history;
   readonly #logs;
   readonly #counts;
-  readonly #appendLogs: (lines: readonly LogLine[]) => number;
-  readonly #purge: () => void;
+  readonly #locking: SqliteLocking;
+  readonly #appendLogs: (lines: readonly LogLine[]) => Promise<number>;
+  readonly #purge: () => Promise<void>;
 
-  constructor(db: SqliteDatabase, afterCommit: AfterCommit, onCorrupt: CorruptRowHandler) {
+  constructor(db: SqliteDatabase, locking: SqliteLocking, afterCommit: AfterCommit, onCorrupt: CorruptRowHandler) {
     this.#db = db;
+    this.#locking = locking;
     this.#afterCommit = afterCommit;
     this.#onCorrupt = onCorrupt;
     this.#get = db.prepare<[string], Row>(`SELECT ${INVOCATION_COLUMNS} FROM invocations WHERE id = ?`);
@@ -59,23 +62,23 @@ export class SqliteState implements StateStore {
       `INSERT INTO logs (inv_seq, attempt, runner_id, at, level, message)
        SELECT seq, ?, ?, ?, ?, ? FROM invocations WHERE id = ? AND attempt = ? AND owner = ?`,
     );
-    this.#appendLogs = db.transaction((lines: readonly LogLine[]) => {
+    this.#appendLogs = locking.writer((lines: readonly LogLine[]) => {
       let stored = 0;
       for (const l of lines) {
         stored += appendLog.run(l.attempt, l.runnerId, l.at, l.level, l.message, l.invocationId, l.attempt, l.runnerId).changes;
       }
       return stored;
-    }).immediate;
+    });
 
     const purge = ["invocations", "history", "logs", "runners", "leases"].map((table) => db.prepare(`DELETE FROM ${table}`));
-    this.#purge = db.transaction(() => {
+    this.#purge = locking.writer(() => {
       for (const statement of purge) statement.run();
-    }).immediate;
+    });
   }
 
   /** Throws CorruptRecordError, naming the row and field, when the stored row cannot be read. */
   async get(id: string): Promise<InvocationRecord | null> {
-    const row = this.#get.get(id);
+    const row = await this.#locking.run(() => this.#get.get(id));
     return row ? toInvocation(row) : null;
   }
 
@@ -85,27 +88,30 @@ export class SqliteState implements StateStore {
     const { sql, params } = listQuery(filter);
     let statement = this.#lists.get(sql);
     if (!statement) this.#lists.set(sql, (statement = this.#db.prepare<unknown[], Row>(sql)));
-    return decodeEach(statement.all(...params), toInvocation, this.#onCorrupt);
+    const rows = await this.#locking.run(() => statement.all(...params));
+    return decodeEach(rows, toInvocation, this.#onCorrupt);
   }
 
   async history(id: string): Promise<HistoryView[]> {
-    return decodeEach(this.#history.all(id, id), (row) => toHistory(id, row), this.#onCorrupt);
+    const rows = await this.#locking.run(() => this.#history.all(id, id));
+    return decodeEach(rows, (row) => toHistory(id, row), this.#onCorrupt);
   }
 
   async appendLogs(lines: readonly LogLine[]): Promise<number> {
     if (lines.length === 0) return 0;
-    const stored = this.#appendLogs(lines);
+    const stored = await this.#appendLogs(lines);
     this.#afterCommit(false);
     return stored;
   }
 
   async logs(id: string): Promise<LogLine[]> {
-    return decodeEach(this.#logs.all(id), toLogLine, this.#onCorrupt);
+    const rows = await this.#locking.run(() => this.#logs.all(id));
+    return decodeEach(rows, toLogLine, this.#onCorrupt);
   }
 
   async counts(): Promise<Partial<Record<Status, number>>> {
     const counts: Partial<Record<Status, number>> = {};
-    for (const { status, n } of this.#counts.all()) {
+    for (const { status, n } of await this.#locking.run(() => this.#counts.all())) {
       if (typeof status === "string" && KNOWN_STATUSES.has(status)) counts[status as Status] = n;
       else this.#onCorrupt(new CorruptRecordError("invocations", `(${n} rows)`, "status", status));
     }
@@ -113,7 +119,7 @@ export class SqliteState implements StateStore {
   }
 
   async purge(): Promise<void> {
-    this.#purge();
+    await this.#purge();
     this.#afterCommit(true);
   }
 }
