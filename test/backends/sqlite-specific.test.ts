@@ -87,6 +87,14 @@ describe("sqlite: one file per app", () => {
     assert.throws(() => createSqliteBackend({ path: other, appId: "app" }), /did not create/);
   });
 
+  it("refuses a file whose tables do not match its schema version, saying so", () => {
+    const path = freshPath();
+    createSqliteBackend({ path, appId: "app" }).close();
+    tamper(path, "DROP TRIGGER invocations_history");
+    tamper(path, "ALTER TABLE invocations DROP COLUMN changes");
+    assert.throws(() => createSqliteBackend({ path, appId: "app" }), /does not have the tables of nenc schema version/);
+  });
+
   it("refuses a file that is not a database with a clear error", () => {
     const path = join(dir, "not-a-database.sqlite");
     writeFileSync(path, "this is a text file, not SQLite, and long enough to have a header ".repeat(20));

@@ -1,4 +1,5 @@
 import { resolve } from "node:path";
+import { NencError } from "../../core/errors.js";
 import type { Backend, Capabilities } from "../../ports/backend.js";
 import { SqliteBroker } from "./sqlite-broker.js";
 import { SqliteCheckpointer } from "./sqlite-checkpointer.js";
@@ -6,7 +7,7 @@ import { SqliteLocking } from "./sqlite-locking.js";
 import { SqliteNotifier } from "./sqlite-notifier.js";
 import { SqliteOrchestrator } from "./sqlite-orchestrator.js";
 import { reportOnce, type CorruptRowHandler } from "./sqlite-rows.js";
-import { openDatabase, type SqliteDatabase } from "./sqlite-schema.js";
+import { openDatabase, SCHEMA_VERSION, type SqliteDatabase } from "./sqlite-schema.js";
 import { SqliteState } from "./sqlite-state.js";
 
 export { CorruptRecordError } from "./sqlite-rows.js";
@@ -22,8 +23,8 @@ export interface SqliteBackendOptions {
 
 /**
  * One SQLite file per app, shared by every worker and client process on this host. Each process
- * holds one connection; every write is one IMMEDIATE transaction, so writers queue on SQLite's
- * lock (with a busy timeout) and readers never wait, thanks to WAL.
+ * holds one connection; every write is one IMMEDIATE transaction, so writers take turns on
+ * SQLite's lock (see SqliteLocking) and readers never wait, thanks to WAL.
  */
 export class SqliteBackend implements Backend {
   readonly kind = "sqlite";
@@ -50,10 +51,20 @@ export class SqliteBackend implements Backend {
       if (invocationsChanged) notifier.changed();
     };
     const onCorrupt = reportOnce(options.onCorruptRow ?? ((error) => process.emitWarning(error)));
-    const locking = new SqliteLocking(this.#db);
-    this.orchestrator = new SqliteOrchestrator(this.#db, locking, afterCommit, onCorrupt);
-    this.broker = new SqliteBroker(this.#db, locking, afterCommit, (listener) => notifier.subscribe(listener));
-    this.state = new SqliteState(this.#db, locking, afterCommit, onCorrupt);
+    try {
+      const locking = new SqliteLocking(this.#db);
+      this.orchestrator = new SqliteOrchestrator(this.#db, locking, afterCommit, onCorrupt);
+      this.broker = new SqliteBroker(this.#db, locking, afterCommit, (listener) => notifier.subscribe(listener));
+      this.state = new SqliteState(this.#db, locking, afterCommit, onCorrupt);
+    } catch (error) {
+      // Statements are prepared here: one that does not compile means tables unlike the schema's.
+      this.#db.close();
+      throw new NencError(
+        `${this.path} does not have the tables of nenc schema version ${SCHEMA_VERSION} although it says so ` +
+          `(${(error as Error).message}); it may come from a development build of nenc: move it away to start afresh`,
+        { cause: error },
+      );
+    }
   }
 
   async close(): Promise<void> {
