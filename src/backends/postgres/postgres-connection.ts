@@ -203,7 +203,7 @@ function withUser(url: string): string {
   try {
     const parsed = new URL(url);
     if (parsed.username || !/^postgres(ql)?:$/.test(parsed.protocol)) return url;
-    parsed.username = encodeURIComponent(process.env["PGUSER"] || userInfo().username);
+    parsed.username = encodeURIComponent(process.env["PGUSER"] || userInfo().username); // throws without a passwd entry
     return parsed.toString();
   } catch {
     return url;
