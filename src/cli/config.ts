@@ -43,7 +43,7 @@ function appRows(resolved: Resolved<AppConfig>): Row[] {
   return (Object.keys(APP_KEYS) as (keyof AppConfig)[]).map((key) => [
     key,
     formatValue(resolved.values[key]),
-    formatSource(resolved.sources[key], `NENC_${screamingSnake(key)}`),
+    formatSource(resolved.sources[key]),
   ]);
 }
 
@@ -54,7 +54,7 @@ function taskRows(name: string, resolved: Resolved<TaskConfig>, app: Resolved<Ap
     .map((key) => [
       key,
       formatValue(resolved.values[key]),
-      formatSource(resolved.sources[key], `NENC_TASK__${screamingSnake(name)}__${screamingSnake(key)}`),
+      formatSource(resolved.sources[key]),
     ]);
 }
 
@@ -72,7 +72,6 @@ function formatValue(value: unknown): string {
   return JSON.stringify(value);
 }
 
-function formatSource(source: string | undefined, envName: string): string {
-  if (source === "env") return `env ${envName}`;
+function formatSource(source: string | undefined): string {
   return source ?? "default";
 }

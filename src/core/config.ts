@@ -155,7 +155,7 @@ export function resolveAppConfig(inputs: ConfigInputs): Resolved<AppConfig> {
   const layers: Layer[] = [
     { source: file?.path ?? "file", values: fileValues },
     { source: "code", values: inputs.code ?? {} },
-    { source: "env", values: envValues(APP_KEYS, inputs.env ?? {}, "NENC_") },
+    envLayer(APP_KEYS, inputs.env ?? {}, "NENC_"),
   ];
   return resolve(APP_KEYS, layers) as Resolved<AppConfig>;
 }
@@ -185,7 +185,7 @@ export function resolveTaskConfig(
   const layers: Layer[] = [
     { source: "code (task options)", values: code },
     { source: `${file?.path ?? "file"} tasks.${taskName}`, values: fromFile ?? {} },
-    { source: "env", values: envValues(TASK_KEYS, inputs.env ?? {}, `NENC_TASK__${screamingSnake(taskName)}__`) },
+    envLayer(TASK_KEYS, inputs.env ?? {}, `NENC_TASK__${screamingSnake(taskName)}__`),
   ];
   return resolve(TASK_KEYS, layers, { values: inherited, sources: inheritedSources }) as Resolved<TaskConfig>;
 }
@@ -193,15 +193,21 @@ export function resolveTaskConfig(
 interface Layer {
   readonly source: string;
   readonly values: Record<string, unknown>;
+  /** Where each key came from, when that is more precise than `source` (an env var's name). */
+  readonly keySources?: Record<string, string>;
 }
 
-function envValues(keys: Record<string, unknown>, env: Record<string, string | undefined>, prefix: string) {
-  const out: Record<string, unknown> = {};
+function envLayer(keys: Record<string, unknown>, env: Record<string, string | undefined>, prefix: string): Layer {
+  const values: Record<string, unknown> = {};
+  const keySources: Record<string, string> = {};
   for (const key of Object.keys(keys)) {
-    const value = env[prefix + screamingSnake(key)];
-    if (value !== undefined) out[key] = value;
+    const name = prefix + screamingSnake(key);
+    const value = env[name];
+    if (value === undefined) continue;
+    values[key] = value;
+    keySources[key] = `env ${name}`;
   }
-  return out;
+  return { source: "env", values, keySources };
 }
 
 function resolve(
@@ -222,12 +228,13 @@ function resolve(
         throw new ConfigError(key, layer.source, `unknown key; known keys are ${Object.keys(keys).join(", ")}`);
       }
       if (raw === undefined) continue;
+      const source = layer.keySources?.[key] ?? layer.source;
       try {
         values[key] = keySpec.parse(raw);
       } catch (error) {
-        throw new ConfigError(key, layer.source, (error as Error).message);
+        throw new ConfigError(key, source, (error as Error).message);
       }
-      sources[key] = layer.source;
+      sources[key] = source;
     }
   }
   return { values, sources };

@@ -99,7 +99,7 @@ describe("nenc config", () => {
     assert.equal(fromFile.stderr, `nenc: config pollIntervalMs (from ${join(dir, "nenc.config.json")}): expected a whole number, got "soon"\n`);
     const fromEnv = await runNenc(["config"], { cwd: workdir(), env: { NENC_RUNNER_DEAD_AFTER_MS: "-1" } });
     assert.equal(fromEnv.code, 2);
-    assert.match(fromEnv.stderr, /^nenc: config runnerDeadAfterMs \(from env\): expected a number from 200/);
+    assert.match(fromEnv.stderr, /^nenc: config runnerDeadAfterMs \(from env NENC_RUNNER_DEAD_AFTER_MS\): expected a number from 200/);
   });
 });
 

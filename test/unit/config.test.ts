@@ -22,7 +22,7 @@ describe("config", () => {
       env: { NENC_RUNNER_DEAD_AFTER_MS: "3000" },
     });
     assert.equal(resolved.values.runnerDeadAfterMs, 3000);
-    assert.equal(resolved.sources.runnerDeadAfterMs, "env");
+    assert.equal(resolved.sources.runnerDeadAfterMs, "env NENC_RUNNER_DEAD_AFTER_MS");
     assert.equal(resolved.values.concurrency, 4);
     assert.equal(resolved.sources.concurrency, "code");
     assert.equal(resolved.values.heartbeatIntervalMs, 700);
@@ -35,7 +35,7 @@ describe("config", () => {
     assert.throws(() => resolveAppConfig({ file: null, env: { NENC_RUNNER_DEAD_AFTER_MS: "soon" } }), (error: unknown) => {
       assert.ok(error instanceof ConfigError);
       assert.equal(error.key, "runnerDeadAfterMs");
-      assert.equal(error.source, "env");
+      assert.equal(error.source, "env NENC_RUNNER_DEAD_AFTER_MS");
       assert.match(error.message, /expected a whole number, got "soon"/);
       return true;
     });
@@ -68,11 +68,11 @@ describe("config", () => {
     assert.equal(slow.config.retryJitter, 0);
     assert.equal(other.config.maxRetries, 1);
     const sources = app.resolveTaskConfigWithSources("slowTask").sources;
-    assert.equal(sources.maxRetries, "env");
+    assert.equal(sources.maxRetries, "env NENC_TASK__SLOW_TASK__MAX_RETRIES");
     assert.equal(sources.retryBackoffMs, "/app/nenc.config.json tasks.slowTask");
     assert.throws(
       () => new Nenc({ backend: "memory", configFile: null, env: { NENC_TASK__T__MAX_RETRIES: "-1" } }).task("t", async () => 1),
-      /config maxRetries \(from env\)/,
+      /config maxRetries \(from env NENC_TASK__T__MAX_RETRIES\)/,
     );
   });
 });
