@@ -1,4 +1,4 @@
-import { APP_KEYS, readConfigFile, screamingSnake, type AppConfig, type Resolved, type TaskConfig } from "../core/config.js";
+import { APP_KEYS, readConfigFile, type AppConfig, type Resolved, type TaskConfig } from "../core/config.js";
 import type { Nenc } from "../runtime/app.js";
 import { help, parseCommand } from "./args.js";
 import { describeBackend } from "./describe-backend.js";
