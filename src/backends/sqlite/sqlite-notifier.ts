@@ -2,10 +2,11 @@ import { watch, type FSWatcher } from "node:fs";
 import { basename, dirname } from "node:path";
 
 /**
- * How long after a write seen on disk listeners are called. A commit becomes visible to readers
- * a moment after its last write to the WAL (the WAL index is updated next, in shared memory that
- * inotify does not see), so a call is never made sooner than this after the event behind it.
- * It also caps the calls a busy database causes at about one per WAKE_DELAY_MS.
+ * Listeners are called at once on a write seen on disk, and again this long after the last one.
+ * The second call is needed: a commit becomes visible to readers a moment after its last write
+ * to the WAL (the WAL index is updated next, in shared memory that inotify does not see), so the
+ * first call may come too early to see it. In between, events only mark that a call is due, so a
+ * busy database causes about one call per WAKE_DELAY_MS.
  */
 const WAKE_DELAY_MS = 2;
 
@@ -22,7 +23,7 @@ export class SqliteNotifier {
   readonly #listeners = new Set<() => void>();
   #watcher: FSWatcher | undefined;
   #timer: NodeJS.Timeout | undefined;
-  #eventSinceScheduled = false;
+  #due = false;
   #tickScheduled = false;
   #closed = false;
 
@@ -80,20 +81,20 @@ export class SqliteNotifier {
 
   #onFileEvent(filename: string | Buffer | null): void {
     if (filename !== null && !this.#files.has(filename.toString())) return;
-    if (this.#timer) {
-      this.#eventSinceScheduled = true;
-      return;
-    }
+    this.#due = true;
+    if (this.#timer) return;
+    this.#wake();
     this.#schedule();
   }
 
+  /** While events keep coming, one call per WAKE_DELAY_MS; then one last call, and quiet. */
   #schedule(): void {
-    this.#eventSinceScheduled = false;
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
-      // An event that came while waiting may be for a commit not yet visible: call again later.
-      if (this.#eventSinceScheduled) this.#schedule();
+      if (!this.#due) return;
+      this.#due = false;
       this.#wake();
+      this.#schedule();
     }, WAKE_DELAY_MS);
     this.#timer.unref();
   }
