@@ -61,7 +61,7 @@ async function waitForSuccesses(app: Nenc, count: number, timeoutMs = 300_000): 
     const counts = await backend.state.counts();
     if ((counts.SUCCESS ?? 0) >= count) return Date.now();
     if (Date.now() > deadline) throw new Error(`only ${counts.SUCCESS ?? 0} of ${count} succeeded: ${JSON.stringify(counts)}`);
-    await sleep(5);
+    await sleep(20);
   }
 }
 

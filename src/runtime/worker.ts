@@ -4,7 +4,7 @@ import { errorRecord, serialize } from "../core/serializer.js";
 import { isRetriable, retryDelayMs } from "../core/retry.js";
 import { UnknownTaskError } from "../core/errors.js";
 import { afterTransition, planTransition, type Ownership, type TransitionRequest } from "../core/transition.js";
-import type { Status } from "../core/status.js";
+import { OWNED_STATUSES, type Status } from "../core/status.js";
 import type { Backend } from "../ports/backend.js";
 import type { ClaimedInvocation, LogLevel } from "../ports/records.js";
 import type { Nenc } from "./app.js";
@@ -33,7 +33,10 @@ export interface WorkerOptions {
 }
 
 interface Active {
+  /** The state its last queued transition leaves it in. */
   state: Ownership;
+  /** The task has returned; only its final write is pending. */
+  finishing: boolean;
   readonly claimed: ClaimedInvocation;
   readonly abort: AbortController;
 }
@@ -67,6 +70,10 @@ export class Worker {
   #started = false;
   #pumping = false;
   #pumpAgain = false;
+  #pumpScheduled = false;
+  /** Tasks executing now; `#active` also holds those whose last write is still in flight. */
+  #runningCount = 0;
+  #mustReconcile = false;
   #unsubscribe: (() => void) | undefined;
   #pollTimer: NodeJS.Timeout | undefined;
   readonly #stopListeners: (() => void)[] = [];
@@ -153,7 +160,8 @@ export class Worker {
     const active = [...this.#active.values()];
     this.#active.clear();
     const now = this.#app.clock.now();
-    const requests = active.flatMap((a) => {
+    // A finishing invocation's last write is queued: let the batcher land it instead.
+    const requests = active.filter((a) => !a.finishing).flatMap((a) => {
       a.abort.abort();
       return this.#planChain(a.state, ["KILLED", "REROUTED"], now);
     });
@@ -212,26 +220,41 @@ export class Worker {
     this.#pump();
   }
 
+  /** Claim at most once per tick, after every completion of this tick has freed its slot. */
   #pump(): void {
-    if (this.#pumping) {
-      this.#pumpAgain = true;
-      return;
-    }
-    if (this.#stopping) return;
-    this.#pumping = true;
-    void this.#claimWhileFree().finally(() => {
-      this.#pumping = false;
-      if (this.#pumpAgain) {
-        this.#pumpAgain = false;
-        this.#pump();
+    if (this.#pumpScheduled || this.#stopping) return;
+    this.#pumpScheduled = true;
+    setImmediate(() => {
+      this.#pumpScheduled = false;
+      if (this.#pumping) {
+        this.#pumpAgain = true;
+        return;
       }
+      this.#pumping = true;
+      void this.#claimWhileFree().finally(() => {
+        this.#pumping = false;
+        if (this.#pumpAgain) {
+          this.#pumpAgain = false;
+          this.#pump();
+        }
+      });
     });
+  }
+
+  /**
+   * Slots count running tasks. A finished task's last write is left to the batcher, so the next
+   * claim overlaps it; finishing invocations are bounded by the capacity too.
+   */
+  #freeSlots(): number {
+    const capacity = this.#executor.capacity;
+    return Math.min(capacity - this.#runningCount, 2 * capacity - this.#active.size);
   }
 
   async #claimWhileFree(): Promise<void> {
     try {
+      if (this.#mustReconcile) await this.#reconcile();
       for (;;) {
-        const free = this.#executor.capacity - this.#active.size;
+        const free = this.#freeSlots();
         if (free <= 0 || this.#stopping) return;
         const claimed = await this.#backend.broker.claim(this.#runnerId, free, this.#app.clock.now());
         if (this.#stopping) {
@@ -245,8 +268,25 @@ export class Worker {
         if (claimed.length < free) return;
       }
     } catch (error) {
+      // The claim may have been applied with its reply lost: find what we own and do not run.
+      this.#mustReconcile = true;
       this.#warn("claiming failed; will try again", error);
     }
+  }
+
+  /**
+   * Give back invocations this runner owns but is not running: what a claim whose reply was lost
+   * (a dropped connection) left behind. Nothing else could ever take them, as their owner lives.
+   */
+  async #reconcile(): Promise<void> {
+    const owned = await this.#backend.state.list({ owner: this.#runnerId, statuses: OWNED_STATUSES });
+    const strays = owned.filter((record) => !this.#active.has(record.id));
+    const now = this.#app.clock.now();
+    const requests = strays.flatMap((record) =>
+      this.#planChain(record, record.status === "PENDING" ? ["REROUTED"] : ["KILLED", "REROUTED"], now),
+    );
+    if (requests.length) await this.#backend.orchestrator.transition(requests);
+    this.#mustReconcile = false;
   }
 
   #claimedState(invocation: ClaimedInvocation): Ownership {
@@ -254,21 +294,41 @@ export class Worker {
   }
 
   #begin(invocation: ClaimedInvocation): void {
-    const active: Active = { state: this.#claimedState(invocation), claimed: invocation, abort: new AbortController() };
+    const active: Active = { state: this.#claimedState(invocation), claimed: invocation, abort: new AbortController(), finishing: false };
     this.#active.set(invocation.id, active);
+    this.#runningCount++;
     void this.#execute(active).catch((error) => this.#warn(`invocation ${invocation.id} could not be finished`, error));
   }
 
+  /**
+   * RUNNING is recorded before the task body starts, so RUNNING in the history always means the
+   * body ran (or runs). The slot is freed as soon as the body returns: the final write goes to
+   * the batcher and lands together with the next batch's RUNNING writes.
+   */
   async #execute(active: Active): Promise<void> {
     const { claimed } = active;
+    let running = true;
+    const leaveSlot = () => {
+      if (!running) return;
+      running = false;
+      this.#runningCount--;
+      active.finishing = true;
+      this.#pump();
+    };
     try {
       if (!(await this.#advance(active, "RUNNING"))) return;
       crashPoint("running");
-      const outcome = await this.#executor.run(claimed, this.#contextFor(active));
+      let outcome: Outcome;
+      try {
+        outcome = await this.#executor.run(claimed, this.#contextFor(active));
+      } finally {
+        leaveSlot();
+      }
       if (active.abort.signal.aborted) return;
       crashPoint("result");
       await this.#finish(active, outcome);
     } finally {
+      leaveSlot();
       if (this.#active.get(claimed.id) === active) this.#active.delete(claimed.id);
       this.#pump();
     }
@@ -296,7 +356,10 @@ export class Worker {
     await this.#advance(active, "FAILED", { error: stored });
   }
 
-  /** One owned transition of an active invocation; false if it was fenced off (taken from us). */
+  /**
+   * One owned transition of an active invocation, chained on the state its previous request will
+   * leave (so requests can be queued before earlier ones land); false if it was fenced off.
+   */
   async #advance(
     active: Active,
     to: Status,
@@ -304,27 +367,42 @@ export class Worker {
   ): Promise<boolean> {
     if (active.abort.signal.aborted) return false;
     const request = planTransition(active.state, to, { by: this.#runnerId, at: this.#app.clock.now(), ...extra });
-    const applied = await this.#write(request);
-    if (applied) {
-      active.state = afterTransition(request);
-      return true;
+    active.state = afterTransition(request);
+    if (await this.#write(request)) return true;
+    if (!active.abort.signal.aborted) {
+      active.abort.abort();
+      this.#app.logger.warn(`nenc: ${active.claimed.taskId} ${active.claimed.id} attempt ${request.attempt} was taken from this runner; its ${to} was not recorded`);
     }
-    active.abort.abort();
-    this.#app.logger.warn(`nenc: ${active.claimed.taskId} ${active.claimed.id} attempt ${request.attempt} was taken from this runner; its ${to} was not recorded`);
     return false;
   }
 
-  /** Write through the batcher, retrying while the backend is unreachable. */
+  /**
+   * Write through the batcher, retrying while the backend is unreachable. A retry that finds its
+   * change already made (the first try applied but its reply was lost) counts as applied.
+   */
   async #write(request: TransitionRequest): Promise<boolean> {
-    for (let delay = 50; ; delay = Math.min(delay * 2, 2000)) {
+    for (let delay = 50, retried = false; ; delay = Math.min(delay * 2, 2000), retried = true) {
       try {
-        return await this.#batcher.transition(request);
+        const applied = await this.#batcher.transition(request);
+        return applied || (retried && (await this.#alreadyApplied(request)));
       } catch (error) {
         if (this.#stopping) throw error;
         this.#warn(`writing ${request.to} for ${request.id} failed; retrying in ${delay} ms`, error);
         await new Promise((resolve) => setTimeout(resolve, delay));
       }
     }
+  }
+
+  async #alreadyApplied(request: TransitionRequest): Promise<boolean> {
+    const record = await this.#backend.state.get(request.id);
+    // Same attempt, changed no earlier than this request: ours (a RUNNING may already be followed
+    // by the outcome queued after it; anything else that moved it bumped the attempt or is fenced).
+    return (
+      record !== null &&
+      record.attempt === request.attempt &&
+      record.updatedAt >= request.at &&
+      (record.status === request.to || request.to === "RUNNING")
+    );
   }
 
   #planChain(from: Ownership, steps: Status[], at: number): TransitionRequest[] {
