@@ -196,6 +196,8 @@ export class Nenc {
   }
 
   async #checkWaiters(): Promise<void> {
+    // A wake-up or retry timer that fires after close() must not open a new backend.
+    if (!this.#backend) return;
     if (this.#checking) {
       this.#checkAgain = true;
       return;
