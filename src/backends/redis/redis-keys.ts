@@ -31,10 +31,6 @@ export class RedisKeys {
     return `${this.prefix}inv:${id}`;
   }
 
-  history(id: string): string {
-    return `${this.prefix}hist:${id}`;
-  }
-
   logs(id: string): string {
     return `${this.prefix}logs:${id}`;
   }

@@ -11,7 +11,10 @@ import { CLAIMABLE_STATUSES, FINAL_STATUSES, STATUSES, STATUS_TABLE, type Status
  *   the client has received. A tokenized script stores its reply under done:<token> and answers a
  *   repeat of the same token with it, so a call the driver resends after a reconnect (its first
  *   reply lost with the connection) is applied once. Acknowledged tokens are deleted.
- * - A nullable string arrives as '' for null and '=' .. value otherwise.
+ * - A nullable string arrives as '' for null and '=' .. value otherwise. In an invocation's hash a
+ *   null owner, readyAt or parentId is '' (ids and times are never empty); result and error are
+ *   absent until set. Its history is in the same hash: fields h1..hn, each
+ *   'status|at|attempt|runnerId', so recording it costs no command of its own.
  * - Numbers travel as decimal strings and are compared as strings; arithmetic results are formatted
  *   with %.17g, which reads back to the same JavaScript number.
  */
@@ -51,12 +54,51 @@ local function prior(token)
   if token == '' then return nil end
   return redis.call('GET', P .. 'done:' .. token)
 end
-local function move(id, seq, from, to)
-  if from == to then return end
-  if from then redis.call('ZREM', P .. 'status:' .. from, id) end
-  redis.call('ZADD', P .. 'status:' .. to, seq, id)
-end
+local function history(status, at, attempt, runner) return status .. '|' .. at .. '|' .. attempt .. '|' .. runner end
 local function wake() redis.call('PUBLISH', P .. 'wake', '1') end
+-- One command for many arguments, in chunks that stay within Lua's stack.
+local function variadic(cmd, key, args)
+  for i = 1, #args, 1000 do redis.call(cmd, key, unpack(args, i, math.min(i + 999, #args))) end
+end
+-- Index changes of a script, applied at its end with one command per key: each invocation leaves
+-- the status (and queue place) it had first and lands in the one it has last.
+local Index = {}
+Index.__index = Index
+function Index.new() return setmetatable({ order = {}, first = {}, last = {} }, Index) end
+function Index:move(id, seq, from, to, readyAt)
+  if not self.first[id] then
+    self.order[#self.order + 1] = id
+    self.first[id] = { status = from, seq = seq }
+  end
+  self.last[id] = { status = to, readyAt = readyAt }
+end
+function Index:apply()
+  local rem, add, queue, unqueue = {}, {}, {}, {}
+  for _, id in ipairs(self.order) do
+    local first, last = self.first[id], self.last[id]
+    if first.status ~= last.status then
+      if first.status then
+        rem[first.status] = rem[first.status] or {}
+        table.insert(rem[first.status], id)
+      end
+      local a = add[last.status] or {}
+      add[last.status] = a
+      a[#a + 1] = first.seq
+      a[#a + 1] = id
+    end
+    local m = member(first.seq, id)
+    if CLAIMABLE[last.status] then
+      queue[#queue + 1] = last.readyAt ~= '' and last.readyAt or '+inf'
+      queue[#queue + 1] = m
+    elseif first.status and CLAIMABLE[first.status] then
+      unqueue[#unqueue + 1] = m
+    end
+  end
+  for status, ids in pairs(rem) do variadic('ZREM', P .. 'status:' .. status, ids) end
+  for status, pairs_ in pairs(add) do variadic('ZADD', P .. 'status:' .. status, pairs_) end
+  if #queue > 0 then variadic('ZADD', P .. 'ready', queue) end
+  if #unqueue > 0 then variadic('ZREM', P .. 'ready', unqueue) end
+end
 forget(ARGV[2])
 `;
 
@@ -68,30 +110,30 @@ const REGISTER = `
 local done = prior(ARGV[1])
 if done then return done end
 local n = (#ARGV - 2) / 7
-for i = 0, n - 1 do
-  local id = ARGV[3 + i * 7]
-  if redis.call('EXISTS', P .. 'inv:' .. id) == 1 then
-    return redis.error_reply('invocation ' .. id .. ' already exists')
+if n == 0 then return 'OK' end
+local keys = {}
+for i = 0, n - 1 do keys[i + 1] = P .. 'inv:' .. ARGV[3 + i * 7] end
+local found = 0
+for i = 1, n, 1000 do found = found + redis.call('EXISTS', unpack(keys, i, math.min(i + 999, n))) end
+if found > 0 then
+  for i, k in ipairs(keys) do
+    if redis.call('EXISTS', k) == 1 then return redis.error_reply('invocation ' .. ARGV[3 + (i - 1) * 7] .. ' already exists') end
   end
 end
 local last = redis.call('INCRBY', P .. 'seq', n)
+local index = Index.new()
 for i = 0, n - 1 do
   local b = 3 + i * 7
   local id, createdAt, readyAt = ARGV[b], ARGV[b + 5], ARGV[b + 6]
   local seq = last - n + 1 + i
-  local k = P .. 'inv:' .. id
-  redis.call('HSET', k, 'taskId', ARGV[b + 1], 'callId', ARGV[b + 2], 'args', ARGV[b + 3], 'status', REGISTERED,
-    'attempt', '0', 'retries', '0', 'createdAt', createdAt, 'updatedAt', createdAt, 'seq', seq)
-  local parent = nullable(ARGV[b + 4])
-  if parent then redis.call('HSET', k, 'parentId', parent) end
-  if CLAIMABLE[REGISTERED] then
-    redis.call('HSET', k, 'readyAt', readyAt)
-    redis.call('ZADD', P .. 'ready', readyAt, member(seq, id))
-  end
-  redis.call('ZADD', P .. 'status:' .. REGISTERED, seq, id)
-  redis.call('RPUSH', P .. 'hist:' .. id, REGISTERED .. '|' .. createdAt .. '|0|')
+  local queued = CLAIMABLE[REGISTERED] and readyAt or ''
+  redis.call('HSET', keys[i + 1], 'taskId', ARGV[b + 1], 'callId', ARGV[b + 2], 'args', ARGV[b + 3],
+    'parentId', nullable(ARGV[b + 4]) or '', 'status', REGISTERED, 'attempt', '0', 'owner', '', 'retries', '0', 'readyAt', queued,
+    'createdAt', createdAt, 'updatedAt', createdAt, 'seq', seq, 'hn', 1, 'h1', history(REGISTERED, createdAt, '0', ''))
+  index:move(id, seq, nil, REGISTERED, queued)
 end
-if n > 0 then wake() end
+index:apply()
+wake()
 remember(ARGV[1], 'OK')
 return 'OK'
 `;
@@ -134,20 +176,23 @@ local want = max - #out / 6
 if want > 0 then
   local ready = P .. 'ready'
   local members = redis.call('ZRANGEBYSCORE', ready, '-inf', now, 'LIMIT', 0, want)
-  if #members > 0 then redis.call('ZREMRANGEBYRANK', ready, 0, #members - 1) end
+  local index = Index.new()
   for _, m in ipairs(members) do
     local id = string.sub(m, 17)
     local k = P .. 'inv:' .. id
-    local r = redis.call('HMGET', k, 'status', 'attempt', 'taskId', 'args', 'retries', 'parentId', 'seq')
+    local r = redis.call('HMGET', k, 'status', 'attempt', 'taskId', 'args', 'retries', 'parentId', 'seq', 'hn')
     if r[1] and CLAIMABLE[r[1]] then
       local attempt = num(tonumber(r[2]) + 1)
-      redis.call('HSET', k, 'status', ACQUIRED, 'owner', runner, 'attempt', attempt, 'updatedAt', now)
-      redis.call('HDEL', k, 'readyAt')
-      move(id, r[7], r[1], ACQUIRED)
-      redis.call('RPUSH', P .. 'hist:' .. id, ACQUIRED .. '|' .. now .. '|' .. attempt .. '|' .. runner)
+      local h = tonumber(r[8]) + 1
+      redis.call('HSET', k, 'status', ACQUIRED, 'owner', runner, 'attempt', attempt, 'updatedAt', now, 'readyAt', '',
+        'hn', h, 'h' .. h, history(ACQUIRED, now, attempt, runner))
+      index:move(id, r[7], r[1], ACQUIRED, '')
       hand(id, r[3], r[4], attempt, r[5], r[6])
+    else
+      redis.call('ZREM', ready, m)
     end
   end
+  index:apply()
 end
 if #ledger > 0 then remember(token, cjson.encode(ledger)) end
 return out
@@ -163,38 +208,30 @@ const TRANSITION = `
 local done = prior(ARGV[1])
 if done then return done end
 local applied, woke = {}, false
+local index = Index.new()
 for b = 3, #ARGV, 13 do
   local id, es, ea, eo, to = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4]
   local k = P .. 'inv:' .. id
-  local r = redis.call('HMGET', k, 'status', 'attempt', 'owner', 'seq')
-  local holds = r[1] == es and r[2] == ea and
-    (eo == '*' or (eo == '' and not r[3]) or (r[3] ~= false and eo == '=' .. r[3]))
-  if holds then
-    local owner, readyAt, at, by = nullable(ARGV[b + 5]), ARGV[b + 7], ARGV[b + 8], nullable(ARGV[b + 9])
-    local attempt = ARGV[b + 6]
-    local set = {'status', to, 'attempt', attempt, 'updatedAt', at}
-    local del = {}
-    if owner then set[#set + 1] = 'owner'; set[#set + 1] = owner else del[#del + 1] = 'owner' end
-    if readyAt ~= '' then set[#set + 1] = 'readyAt'; set[#set + 1] = readyAt else del[#del + 1] = 'readyAt' end
+  local r = redis.call('HMGET', k, 'status', 'attempt', 'owner', 'seq', 'hn')
+  local o = r[3] or ''
+  if r[1] == es and r[2] == ea and (eo == '*' or eo == (o ~= '' and '=' .. o or '')) then
+    local owner, attempt, readyAt, at = ARGV[b + 5], ARGV[b + 6], ARGV[b + 7], ARGV[b + 8]
+    local h = tonumber(r[5]) + 1
+    local set = {'status', to, 'attempt', attempt, 'owner', nullable(owner) or '', 'readyAt', readyAt, 'updatedAt', at,
+      'hn', h, 'h' .. h, history(to, at, attempt, nullable(ARGV[b + 9]) or '')}
     local result, err, retries = nullable(ARGV[b + 10]), nullable(ARGV[b + 11]), ARGV[b + 12]
     if result then set[#set + 1] = 'result'; set[#set + 1] = result end
     if err then set[#set + 1] = 'error'; set[#set + 1] = err end
     if retries ~= '' then set[#set + 1] = 'retries'; set[#set + 1] = retries end
     redis.call('HSET', k, unpack(set))
-    if #del > 0 then redis.call('HDEL', k, unpack(del)) end
-    if CLAIMABLE[to] then
-      redis.call('ZADD', P .. 'ready', readyAt ~= '' and readyAt or '+inf', member(r[4], id))
-    elseif CLAIMABLE[r[1]] then
-      redis.call('ZREM', P .. 'ready', member(r[4], id))
-    end
-    move(id, r[4], r[1], to)
-    redis.call('RPUSH', P .. 'hist:' .. id, to .. '|' .. at .. '|' .. attempt .. '|' .. (by or ''))
+    index:move(id, r[4], r[1], to, readyAt)
     applied[#applied + 1] = '1'
     if CLAIMABLE[to] or FINAL[to] then woke = true end
   else
     applied[#applied + 1] = '0'
   end
 end
+index:apply()
 local reply = table.concat(applied)
 if woke then wake() end
 remember(ARGV[1], reply)

@@ -2,12 +2,10 @@ import { STATUSES, type Status } from "../../core/status.js";
 import type { StateStore } from "../../ports/backend.js";
 import type { HistoryView, InvocationFilter, InvocationRecord, LogLine } from "../../ports/records.js";
 import type { RedisClient } from "./redis-client.js";
-import { decodeHistoryEntry, decodeInvocation, decodeLogLine, encodeLogLine } from "./redis-records.js";
+import { decodeHistory, decodeInvocation, decodeLogLine, encodeLogLine, INVOCATION_FIELDS } from "./redis-records.js";
 
 /** Ids read per round trip when listing. */
 const PAGE = 500;
-
-type Hash = Record<string, string>;
 
 /**
  * Reads over the invocation hashes and their per-status sorted sets (scored by creation order, so
@@ -21,8 +19,8 @@ export class RedisState implements StateStore {
   }
 
   async get(id: string): Promise<InvocationRecord | null> {
-    const hash = await this.#client.command((redis) => redis.hgetall(this.#client.keys.invocation(id)));
-    return decodeInvocation(id, hash);
+    const values = await this.#client.command((redis) => redis.hmget(this.#client.keys.invocation(id), ...INVOCATION_FIELDS));
+    return decodeInvocation(id, values);
   }
 
   async list(filter: InvocationFilter): Promise<InvocationRecord[]> {
@@ -34,10 +32,10 @@ export class RedisState implements StateStore {
     while (out.length < limit) {
       const page = (await ids.next(PAGE)).filter((id) => !seen.has(id));
       if (page.length === 0) break;
-      const hashes = await this.#client.pipeline((p) => page.forEach((id) => p.hgetall(this.#client.keys.invocation(id))));
+      const rows = await this.#client.pipeline((p) => page.forEach((id) => p.hmget(this.#client.keys.invocation(id), ...INVOCATION_FIELDS)));
       page.forEach((id, i) => {
         seen.add(id);
-        const record = decodeInvocation(id, hashes[i] as Hash);
+        const record = decodeInvocation(id, rows[i] as (string | null)[]);
         if (record && out.length < limit && matches(record, filter)) out.push(record);
       });
     }
@@ -46,7 +44,7 @@ export class RedisState implements StateStore {
 
   async history(id: string): Promise<HistoryView[]> {
     const { keys } = this.#client;
-    const entries = (await this.#client.command((redis) => redis.lrange(keys.history(id), 0, -1))).map(decodeHistoryEntry);
+    const entries = decodeHistory(await this.#client.command((redis) => redis.hgetall(keys.invocation(id))));
     const runnerIds = [...new Set(entries.flatMap((e) => (e.runnerId ? [e.runnerId] : [])))];
     const found = runnerIds.length
       ? await this.#client.pipeline((p) => runnerIds.forEach((r) => p.hmget(keys.runner(r), "hostname", "pid")))
