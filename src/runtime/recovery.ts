@@ -7,6 +7,8 @@ import type { InvocationRecord, RunnerRecord } from "../ports/records.js";
 import { hostId, processAlive } from "./host.js";
 
 export const RECOVERY_LEASE = "recovery";
+/** Passes between full sweeps of invocations when no runner has just died. */
+const SWEEP_EVERY = 10;
 
 export interface RecoveryReport {
   readonly deadRunners: string[];
@@ -38,7 +40,9 @@ export function runnerIsDead(
  *      status's recoverTo, then REROUTED: all compare-and-sets, so a live owner's write or another
  *      recoverer can never be overwritten),
  *   3. reroutes unowned, unclaimable invocations left behind longer than runnerDeadAfterMs.
- * A runner on this host that holds the lease but whose process is gone loses it at once.
+ * Steps 2 and 3 run when a runner was just found dead, and otherwise every tenth pass (an idle
+ * pass costs one read of the runners). A runner on this host that holds the lease but whose
+ * process is gone loses it at once; the holder renews its lease only when a third has passed.
  */
 export class Recovery {
   readonly #backend: Backend;
@@ -47,6 +51,8 @@ export class Recovery {
   readonly #holder: () => string;
   #timer: NodeJS.Timeout | undefined;
   #running = false;
+  #lastSweep = Number.NEGATIVE_INFINITY;
+  #lease = { holder: "", until: 0 };
   readonly #onError: (error: unknown) => void;
   readonly #onReport: (report: RecoveryReport) => void;
 
@@ -75,6 +81,7 @@ export class Recovery {
   async stop(): Promise<void> {
     clearInterval(this.#timer);
     this.#timer = undefined;
+    this.#lease = { holder: "", until: 0 };
     await this.#backend.orchestrator.releaseLease(RECOVERY_LEASE, this.#holder()).catch(() => {});
   }
 
@@ -106,6 +113,11 @@ export class Recovery {
     const newlyDead = runners.filter((r) => r.deadAt === null && r.stoppedAt === null && isDead(r));
     if (newlyDead.length) await orchestrator.retireRunners(newlyDead.map((r) => r.id), "dead", now);
     const live = new Set(runners.filter((r) => !isDead(r)).map((r) => r.id));
+    // Scanning invocations is the costly part: do it when a runner was just found dead, and
+    // otherwise every SWEEP_EVERY passes for what an earlier, interrupted pass left behind.
+    const sweepDue = now - this.#lastSweep >= this.#config.recoveryIntervalMs * SWEEP_EVERY;
+    if (newlyDead.length === 0 && !sweepDue) return { deadRunners: [], recovered: [] };
+    this.#lastSweep = now;
 
     const owned = await state.list({ statuses: OWNED_STATUSES });
     const orphaned = owned.filter((inv) => inv.owner === null || !live.has(inv.owner));
@@ -124,14 +136,24 @@ export class Recovery {
     const { orchestrator } = this.#backend;
     const ttl = this.#config.recoveryLeaseMs;
     const holder = this.#holder();
-    if (await orchestrator.acquireLease(RECOVERY_LEASE, holder, now, ttl)) return true;
+    // Renewing is a write: skip it while at least two thirds of the lease remain.
+    if (this.#lease.holder === holder && this.#lease.until - now > (ttl * 2) / 3) return true;
+    this.#lease = { holder, until: 0 };
+    if (await orchestrator.acquireLease(RECOVERY_LEASE, holder, now, ttl)) {
+      this.#lease = { holder, until: now + ttl };
+      return true;
+    }
     // The holder may be a runner whose process is gone: then waiting out its lease only delays
     // recovery. Break the lease only when this host or the backend can tell for certain.
     const gone = (r: RunnerRecord) =>
       (r.hostId === hostId && !processAlive(r.pid, r.pidStart)) || (connected !== null && !connected.has(r.id));
-    const dead = runners.filter((r) => r.id !== holder && gone(r));
+    // A lease holder is never retired (only its holder retires runners; a stop releases it).
+    const dead = runners.filter((r) => r.id !== holder && r.deadAt === null && r.stoppedAt === null && gone(r));
     for (const runner of dead) {
-      if (await orchestrator.acquireLease(RECOVERY_LEASE, holder, now, ttl, runner.id)) return true;
+      if (await orchestrator.acquireLease(RECOVERY_LEASE, holder, now, ttl, runner.id)) {
+        this.#lease = { holder, until: now + ttl };
+        return true;
+      }
     }
     return false;
   }
