@@ -19,6 +19,8 @@ import { WriteBatcher } from "./write-batcher.js";
 export interface WorkerOptions {
   /** Tasks run at once (default: config `concurrency`, else 50 async or one per core). */
   readonly concurrency?: number;
+  /** Invocations claimed ahead of free slots (default: config `prefetch`). */
+  readonly prefetch?: number;
   readonly runner?: "async" | "process";
   /** Beat from a thread (default where other processes share the backend) or from the event loop. */
   readonly heartbeat?: "thread" | "inline";
@@ -45,10 +47,11 @@ interface Active {
  * A worker: one runner identity that claims invocations, runs them on its executor and records
  * the outcome, plus its heartbeat and its share of recovery.
  *
- * Loop ("pump"): whenever there is a free slot and something may have changed (a broker
- * notification, a finished task, the poll timer), claim up to the free slots in one atomic step;
- * each claimed invocation goes PENDING -> RUNNING (one batched write), runs, then RUNNING ->
- * SUCCESS / RETRY / FAILED. Every write is a compare-and-set on the attempt it claimed: once
+ * Loop ("pump", at most once per tick): whenever something may have changed (a broker
+ * notification, a finished task, the poll timer), claim in one atomic step enough to fill the
+ * free slots plus a small buffer claimed ahead (`prefetch`; what waits there longer than
+ * PREFETCH_HOLD_MS is given back). Each started invocation goes PENDING -> RUNNING (batched with
+ * the other writes of the tick) before its body runs, then RUNNING -> SUCCESS / RETRY / FAILED. Every write is a compare-and-set on the attempt it claimed: once
  * recovery took the invocation (this runner looked dead), the write is refused and the work is
  * dropped. A refused heartbeat means the same for all of it: the worker drops everything and
  * carries on under a new runner id.
@@ -74,6 +77,10 @@ export class Worker {
   /** Tasks executing now; `#active` also holds those whose last write is still in flight. */
   #runningCount = 0;
   #mustReconcile = false;
+  /** Claimed ahead, not started yet (PENDING, owned by this runner). */
+  #buffer: { invocation: ClaimedInvocation; at: number }[] = [];
+  #holdTimer: NodeJS.Timeout | undefined;
+  #prefetch = 0;
   #unsubscribe: (() => void) | undefined;
   #pollTimer: NodeJS.Timeout | undefined;
   readonly #stopListeners: (() => void)[] = [];
@@ -112,6 +119,8 @@ export class Worker {
     const config = app.config;
     this.#backend = await app.backend();
     this.#executor = this.#options.executor ?? (await this.#createExecutor());
+    const prefetch = this.#options.prefetch ?? config.prefetch;
+    this.#prefetch = prefetch >= 0 ? prefetch : this.#executor.kind === "async" ? this.#executor.capacity : 0;
     await this.#executor.start();
     this.#batcher = new WriteBatcher(this.#backend, (error) => this.#warn("writing logs failed", error));
     await this.#register();
@@ -159,12 +168,16 @@ export class Worker {
     if (!this.#backend) return;
     const active = [...this.#active.values()];
     this.#active.clear();
+    clearTimeout(this.#holdTimer);
+    const buffered = this.#buffer.map((entry) => entry.invocation);
+    this.#buffer = [];
     const now = this.#app.clock.now();
     // A finishing invocation's last write is queued: let the batcher land it instead.
     const requests = active.filter((a) => !a.finishing).flatMap((a) => {
       a.abort.abort();
       return this.#planChain(a.state, ["KILLED", "REROUTED"], now);
     });
+    for (const invocation of buffered) requests.push(...this.#planChain(this.#claimedState(invocation), ["REROUTED"], now));
     try {
       await this.#batcher.drain();
       if (requests.length) await this.#backend.orchestrator.transition(requests);
@@ -210,6 +223,7 @@ export class Worker {
     const dropped = [...this.#active.keys()];
     for (const active of this.#active.values()) active.abort.abort();
     this.#active.clear();
+    this.#buffer = [];
     const old = this.#runnerId;
     await this.#register();
     this.#heartbeat?.switchTo(this.#runnerId);
@@ -242,21 +256,25 @@ export class Worker {
   }
 
   /**
-   * Slots count running tasks. A finished task's last write is left to the batcher, so the next
-   * claim overlaps it; finishing invocations are bounded by the capacity too.
+   * How many to claim now. Running tasks are bounded by the capacity; claimed-ahead ones wait in
+   * a small local buffer so a freed slot starts its next task without a round trip; and
+   * invocations whose last write is still in flight are bounded too.
    */
-  #freeSlots(): number {
+  #wanted(): number {
     const capacity = this.#executor.capacity;
-    return Math.min(capacity - this.#runningCount, 2 * capacity - this.#active.size);
+    const target = capacity + this.#prefetch - (this.#runningCount + this.#buffer.length);
+    const inFlight = 2 * capacity + this.#prefetch - (this.#active.size + this.#buffer.length);
+    return Math.min(target, inFlight);
   }
 
   async #claimWhileFree(): Promise<void> {
     try {
       if (this.#mustReconcile) await this.#reconcile();
       for (;;) {
-        const free = this.#freeSlots();
-        if (free <= 0 || this.#stopping) return;
-        const claimed = await this.#backend.broker.claim(this.#runnerId, free, this.#app.clock.now());
+        this.#startBuffered();
+        const want = this.#wanted();
+        if (want <= 0 || this.#stopping) return;
+        const claimed = await this.#backend.broker.claim(this.#runnerId, want, this.#app.clock.now());
         if (this.#stopping) {
           // Claimed during stop: give them straight back.
           const now = this.#app.clock.now();
@@ -264,14 +282,43 @@ export class Worker {
           return;
         }
         if (claimed.length) crashPoint("claimed");
-        for (const invocation of claimed) this.#begin(invocation);
-        if (claimed.length < free) return;
+        const at = Date.now();
+        for (const invocation of claimed) this.#buffer.push({ invocation, at });
+        this.#startBuffered();
+        if (claimed.length < want) return;
       }
     } catch (error) {
       // The claim may have been applied with its reply lost: find what we own and do not run.
       this.#mustReconcile = true;
       this.#warn("claiming failed; will try again", error);
     }
+  }
+
+  #startBuffered(): void {
+    while (this.#runningCount < this.#executor.capacity && this.#buffer.length > 0 && !this.#stopping) {
+      this.#begin(this.#buffer.shift()!.invocation);
+    }
+    if (this.#buffer.length > 0) this.#holdTimer ??= setTimeout(() => this.#releaseHeld(), PREFETCH_HOLD_MS);
+  }
+
+  /**
+   * Claimed-ahead invocations that found no slot within PREFETCH_HOLD_MS go back to the queue
+   * (PENDING -> REROUTED), so long tasks on this worker never hold work an idle worker could run.
+   */
+  #releaseHeld(): void {
+    this.#holdTimer = undefined;
+    const cutoff = Date.now() - PREFETCH_HOLD_MS;
+    const held = this.#buffer.filter((entry) => entry.at <= cutoff);
+    if (held.length > 0) {
+      this.#buffer = this.#buffer.filter((entry) => entry.at > cutoff);
+      const now = this.#app.clock.now();
+      for (const { invocation } of held) {
+        for (const request of this.#planChain(this.#claimedState(invocation), ["REROUTED"], now)) {
+          void this.#write(request).catch((error) => this.#warn(`giving back ${invocation.id} failed; recovery will`, error));
+        }
+      }
+    }
+    if (this.#buffer.length > 0) this.#holdTimer = setTimeout(() => this.#releaseHeld(), PREFETCH_HOLD_MS);
   }
 
   /**
@@ -442,6 +489,8 @@ export class Worker {
  * point of an invocation's life, so tests can kill a worker at each step for real.
  */
 const CRASH_AT = process.env["NENC_CRASH_AT"];
+/** How long a claimed-ahead invocation may wait for a slot before it is given back. */
+const PREFETCH_HOLD_MS = 250;
 function crashPoint(point: "claimed" | "running" | "result"): void {
   if (CRASH_AT === point) process.kill(process.pid, "SIGKILL");
 }
