@@ -35,9 +35,14 @@ export class RedisKeys {
     return `${this.prefix}logs:${id}`;
   }
 
-  /** Sorted set of invocation ids in one status, scored by creation order. */
-  status(status: string): string {
-    return `${this.prefix}status:${status}`;
+  /** A sorted set indexing invocations by status group (see indexOf in redis-scripts.ts). */
+  index(group: string): string {
+    return `${this.prefix}${group}`;
+  }
+
+  /** Hash: invocations per status. */
+  get counts(): string {
+    return `${this.prefix}counts`;
   }
 
   get runners(): string {

@@ -35,6 +35,21 @@ function luaSet(statuses: readonly Status[]): string {
   return `{${statuses.map((s) => `${s} = true`).join(", ")}}`;
 }
 
+function luaMap(entries: readonly (readonly [string, string])[]): string {
+  return `{${entries.map(([k, v]) => `${k} = '${v}'`).join(", ")}}`;
+}
+
+/**
+ * Which sorted set indexes the invocations in a status (a key under the app's prefix): claimable
+ * ones are the queue itself ('ready', scored by readyAt); owned ones share 'owned', so a move
+ * between owned statuses touches no index; every other status has a set of its own. The last two
+ * are scored by creation sequence. Listing by status reads these and filters by status.
+ */
+export function indexOf(status: Status): string {
+  const rule = STATUS_TABLE[status];
+  return rule.claimable ? "ready" : rule.owned ? "owned" : `status:${status}`;
+}
+
 const PRELUDE = `
 local P = KEYS[1]
 local CLAIMABLE = ${luaSet(CLAIMABLE_STATUSES)}
@@ -61,43 +76,52 @@ local function variadic(cmd, key, args)
   for i = 1, #args, 1000 do redis.call(cmd, key, unpack(args, i, math.min(i + 999, #args))) end
 end
 -- Index changes of a script, applied at its end with one command per key: each invocation leaves
--- the status (and queue place) it had first and lands in the one it has last.
+-- the index of the status it had first and joins that of the status it has last, and the counts
+-- move by the net change per status. Claimable invocations are indexed by the ready set (score
+-- readyAt), owned ones by one 'owned' set (so moves between owned statuses touch no index), every
+-- other status by a set of its own; the latter two are scored by creation sequence.
+local GROUP = ${luaMap(STATUSES.map((s) => [s, indexOf(s)]))}
+local function group(status) return GROUP[status] end
 local Index = {}
 Index.__index = Index
 function Index.new() return setmetatable({ order = {}, first = {}, last = {} }, Index) end
 function Index:move(id, seq, from, to, readyAt)
-  if not self.first[id] then
+  local first = self.first[id]
+  if not first then
     self.order[#self.order + 1] = id
-    self.first[id] = { status = from, seq = seq }
+    self.first[id] = { from, seq }
   end
-  self.last[id] = { status = to, readyAt = readyAt }
+  self.last[id] = { to, readyAt }
 end
 function Index:apply()
-  local rem, add, queue, unqueue = {}, {}, {}, {}
-  for _, id in ipairs(self.order) do
-    local first, last = self.first[id], self.last[id]
-    if first.status ~= last.status then
-      if first.status then
-        rem[first.status] = rem[first.status] or {}
-        table.insert(rem[first.status], id)
-      end
-      local a = add[last.status] or {}
-      add[last.status] = a
-      a[#a + 1] = first.seq
-      a[#a + 1] = id
-    end
-    local m = member(first.seq, id)
-    if CLAIMABLE[last.status] then
-      queue[#queue + 1] = last.readyAt ~= '' and last.readyAt or '+inf'
-      queue[#queue + 1] = m
-    elseif first.status and CLAIMABLE[first.status] then
-      unqueue[#unqueue + 1] = m
-    end
+  local rem, add, counts = {}, {}, {}
+  local function push(t, k, a, b)
+    local list = t[k]
+    if not list then list = {}; t[k] = list end
+    list[#list + 1] = a
+    if b then list[#list + 1] = b end
   end
-  for status, ids in pairs(rem) do variadic('ZREM', P .. 'status:' .. status, ids) end
-  for status, pairs_ in pairs(add) do variadic('ZADD', P .. 'status:' .. status, pairs_) end
-  if #queue > 0 then variadic('ZADD', P .. 'ready', queue) end
-  if #unqueue > 0 then variadic('ZREM', P .. 'ready', unqueue) end
+  for _, id in ipairs(self.order) do
+    local from, seq = self.first[id][1], self.first[id][2]
+    local to, readyAt = self.last[id][1], self.last[id][2]
+    if from ~= to then
+      if from then counts[from] = (counts[from] or 0) - 1 end
+      counts[to] = (counts[to] or 0) + 1
+    end
+    local g = group(to)
+    local before = from and group(from)
+    if g == 'ready' then
+      push(add, g, readyAt ~= '' and readyAt or '+inf', member(seq, id))
+    elseif g ~= before then
+      push(add, g, seq, id)
+    end
+    if before and before ~= g then push(rem, before, before == 'ready' and member(seq, id) or id) end
+  end
+  for key, members in pairs(rem) do variadic('ZREM', P .. key, members) end
+  for key, members in pairs(add) do variadic('ZADD', P .. key, members) end
+  for status, n in pairs(counts) do
+    if n ~= 0 then redis.call('HINCRBY', P .. 'counts', status, n) end
+  end
 end
 forget(ARGV[2])
 `;

@@ -2,14 +2,16 @@ import { STATUSES, type Status } from "../../core/status.js";
 import type { StateStore } from "../../ports/backend.js";
 import type { HistoryView, InvocationFilter, InvocationRecord, LogLine } from "../../ports/records.js";
 import type { RedisClient } from "./redis-client.js";
+import { indexOf } from "./redis-scripts.js";
 import { decodeHistory, decodeInvocation, decodeLogLine, encodeLogLine, INVOCATION_FIELDS } from "./redis-records.js";
 
 /** Ids read per round trip when listing. */
 const PAGE = 500;
 
 /**
- * Reads over the invocation hashes and their per-status sorted sets (scored by creation order, so
- * listings come oldest first, as in every backend), plus the fenced log append.
+ * Reads over the invocation hashes, the status indexes and the counts hash, plus the fenced log
+ * append. A listing goes index by index; within the queue oldest readyAt first, elsewhere oldest
+ * first.
  */
 export class RedisState implements StateStore {
   readonly #client: RedisClient;
@@ -26,18 +28,20 @@ export class RedisState implements StateStore {
   async list(filter: InvocationFilter): Promise<InvocationRecord[]> {
     const limit = filter.limit ?? Number.POSITIVE_INFINITY;
     const out: InvocationRecord[] = [];
-    if (limit <= 0) return out;
-    const ids = new StatusCursor(this.#client, filter.statuses ?? STATUSES);
+    const statuses = new Set<Status>(filter.statuses ?? STATUSES);
     const seen = new Set<string>();
-    while (out.length < limit) {
-      const page = (await ids.next(PAGE)).filter((id) => !seen.has(id));
-      if (page.length === 0) break;
-      const rows = await this.#client.pipeline((p) => page.forEach((id) => p.hmget(this.#client.keys.invocation(id), ...INVOCATION_FIELDS)));
-      page.forEach((id, i) => {
-        seen.add(id);
-        const record = decodeInvocation(id, rows[i] as (string | null)[]);
-        if (record && out.length < limit && matches(record, filter)) out.push(record);
-      });
+    for (const group of new Set([...statuses].map(indexOf))) {
+      const ids = new IndexCursor(this.#client, group);
+      while (out.length < limit) {
+        const page = (await ids.next(PAGE)).filter((id) => !seen.has(id));
+        if (page.length === 0) break;
+        const rows = await this.#client.pipeline((p) => page.forEach((id) => p.hmget(this.#client.keys.invocation(id), ...INVOCATION_FIELDS)));
+        page.forEach((id, i) => {
+          seen.add(id);
+          const record = decodeInvocation(id, rows[i] as (string | null)[]);
+          if (record && out.length < limit && statuses.has(record.status) && matches(record, filter)) out.push(record);
+        });
+      }
     }
     return out;
   }
@@ -68,13 +72,12 @@ export class RedisState implements StateStore {
   }
 
   async counts(): Promise<Partial<Record<Status, number>>> {
-    const { keys } = this.#client;
-    const sizes = await this.#client.pipeline((p) => STATUSES.forEach((s) => p.zcard(keys.status(s))));
+    const stored = await this.#client.command((redis) => redis.hgetall(this.#client.keys.counts));
     const counts: Partial<Record<Status, number>> = {};
-    STATUSES.forEach((status, i) => {
-      const n = Number(sizes[i]);
+    for (const status of STATUSES) {
+      const n = Number(stored[status] ?? 0);
       if (n > 0) counts[status] = n;
-    });
+    }
     return counts;
   }
 
@@ -97,54 +100,38 @@ function matches(record: InvocationRecord, filter: InvocationFilter): boolean {
   return true;
 }
 
-interface SetCursor {
-  readonly key: string;
-  /** The score (creation sequence) to read after. */
-  after: string;
-  /** Ids read but not handed out yet, with their scores. */
-  readonly buffer: [string, number][];
-  done: boolean;
-}
-
-/** Walks several per-status sorted sets at once in creation order, a page at a time. */
-class StatusCursor {
+/**
+ * Walks one index a page at a time: the queue by rank (its scores, readyAt, repeat), the others by
+ * creation sequence (unique), so that a move between pages skips nothing there.
+ */
+class IndexCursor {
   readonly #client: RedisClient;
-  readonly #sets: SetCursor[];
+  readonly #key: string;
+  readonly #queue: boolean;
+  #after = "-inf";
+  #rank = 0;
+  #done = false;
 
-  constructor(client: RedisClient, statuses: readonly Status[]) {
+  constructor(client: RedisClient, group: string) {
     this.#client = client;
-    this.#sets = [...new Set(statuses)].map((s) => ({ key: client.keys.status(s), after: "-inf", buffer: [], done: false }));
+    this.#key = client.keys.index(group);
+    this.#queue = this.#key === client.keys.ready;
   }
 
-  /** Up to `count` ids, oldest first across the sets. */
   async next(count: number): Promise<string[]> {
-    const ids: string[] = [];
-    while (ids.length < count) {
-      await this.#fill(count);
-      let best: SetCursor | undefined;
-      for (const set of this.#sets) {
-        const head = set.buffer[0];
-        if (head && (!best || head[1] < (best.buffer[0] as [string, number])[1])) best = set;
-      }
-      if (!best) break;
-      ids.push((best.buffer.shift() as [string, number])[0]);
-    }
-    return ids;
-  }
-
-  /** Read the next page of every set whose buffer ran dry, in one round trip; by score, so moves between pages skip nothing. */
-  async #fill(count: number): Promise<void> {
-    const dry = this.#sets.filter((s) => s.buffer.length === 0 && !s.done);
-    if (dry.length === 0) return;
-    const pages = await this.#client.pipeline((p) =>
-      dry.forEach((s) => p.zrangebyscore(s.key, s.after, "+inf", "WITHSCORES", "LIMIT", 0, count)),
+    if (this.#done) return [];
+    const key = this.#key;
+    const flat = await this.#client.command((redis) =>
+      this.#queue
+        ? redis.zrange(key, this.#rank, this.#rank + count - 1)
+        : redis.zrangebyscore(key, this.#after, "+inf", "WITHSCORES", "LIMIT", 0, count),
     );
-    dry.forEach((set, i) => {
-      const flat = pages[i] as string[];
-      for (let j = 0; j + 1 < flat.length; j += 2) set.buffer.push([flat[j] as string, Number(flat[j + 1])]);
-      const last = set.buffer[set.buffer.length - 1];
-      if (last) set.after = `(${last[1]}`;
-      if (flat.length / 2 < count) set.done = true;
-    });
+    const step = this.#queue ? 1 : 2;
+    const ids: string[] = [];
+    for (let i = 0; i < flat.length; i += step) ids.push(this.#queue ? (flat[i] as string).slice(16) : (flat[i] as string));
+    if (this.#queue) this.#rank += ids.length;
+    else if (ids.length) this.#after = `(${flat[flat.length - 1]}`;
+    if (ids.length < count) this.#done = true;
+    return ids;
   }
 }
