@@ -36,6 +36,7 @@ export class SqliteBackend implements Backend {
   readonly #db: SqliteDatabase;
   readonly #notifier: SqliteNotifier;
   readonly #checkpointer: SqliteCheckpointer;
+  readonly #locking!: SqliteLocking;
 
   constructor(options: SqliteBackendOptions) {
     const inMemory = options.path === ":memory:";
@@ -53,6 +54,7 @@ export class SqliteBackend implements Backend {
     const onCorrupt = reportOnce(options.onCorruptRow ?? ((error) => process.emitWarning(error)));
     try {
       const locking = new SqliteLocking(this.#db);
+      this.#locking = locking;
       this.orchestrator = new SqliteOrchestrator(this.#db, locking, afterCommit, onCorrupt);
       this.broker = new SqliteBroker(this.#db, locking, afterCommit, (listener) => notifier.subscribe(listener));
       this.state = new SqliteState(this.#db, locking, afterCommit, onCorrupt);
@@ -70,7 +72,10 @@ export class SqliteBackend implements Backend {
   async close(): Promise<void> {
     this.#notifier.close();
     await this.#checkpointer.close();
-    if (this.#db.open) this.#db.close();
+    if (this.#db.open) {
+      this.#locking.endRead();
+      this.#db.close();
+    }
   }
 }
 

@@ -2,7 +2,7 @@ import type { Status } from "../../core/status.js";
 import type { Broker } from "../../ports/backend.js";
 import type { ClaimedInvocation } from "../../ports/records.js";
 import { CLAIMED_COLUMNS, toClaimed } from "./sqlite-rows.js";
-import type { SqliteLocking } from "./sqlite-locking.js";
+import type { Eventually, SqliteLocking } from "./sqlite-locking.js";
 import { IS_CLAIMABLE, type AfterCommit, type SqliteDatabase } from "./sqlite-schema.js";
 
 /** What a claim makes of an invocation, as the port defines it. */
@@ -21,7 +21,7 @@ export class SqliteBroker implements Broker {
   readonly #afterCommit: AfterCommit;
   readonly #subscribe: (listener: () => void) => () => void;
   readonly #locking: SqliteLocking;
-  readonly #claim: (runnerId: string, max: number, now: number) => Promise<ClaimRow[]>;
+  readonly #claim: (runnerId: string, max: number, now: number) => Eventually<ClaimRow[]>;
   readonly #anyReady;
   readonly #queueLength;
 
@@ -49,7 +49,7 @@ export class SqliteBroker implements Broker {
 
   async claim(runnerId: string, max: number, now: number): Promise<ClaimedInvocation[]> {
     // A read first: an idle runner (woken by a timer or someone else's write) takes no write lock.
-    if (max <= 0 || (await this.#locking.run(() => this.#anyReady.get(now))) === undefined) return [];
+    if (max <= 0 || (await this.#locking.read(() => this.#anyReady.get(now))) === undefined) return [];
     const rows = await this.#claim(runnerId, Math.floor(max), now);
     this.#afterCommit(rows.length > 0);
     if (rows.length === 0) return [];
@@ -59,7 +59,7 @@ export class SqliteBroker implements Broker {
   }
 
   async queueLength(now: number): Promise<number> {
-    return (await this.#locking.run(() => this.#queueLength.get(now))) ?? 0;
+    return (await this.#locking.read(() => this.#queueLength.get(now))) ?? 0;
   }
 
   subscribe(listener: () => void): () => void {

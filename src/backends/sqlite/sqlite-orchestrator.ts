@@ -4,7 +4,7 @@ import type { TransitionRequest } from "../../core/transition.js";
 import type { Orchestrator } from "../../ports/backend.js";
 import type { NewInvocation, RunnerInfo, RunnerRecord } from "../../ports/records.js";
 import { decodeEach, RUNNER_COLUMNS, toRunner, type CorruptRowHandler } from "./sqlite-rows.js";
-import type { SqliteLocking } from "./sqlite-locking.js";
+import type { Eventually, SqliteLocking } from "./sqlite-locking.js";
 import type { AfterCommit, SqliteDatabase } from "./sqlite-schema.js";
 
 /** What a new invocation is, as the port defines it. */
@@ -21,13 +21,13 @@ export class SqliteOrchestrator implements Orchestrator {
   readonly #afterCommit: AfterCommit;
   readonly #onCorrupt: CorruptRowHandler;
   readonly #locking: SqliteLocking;
-  readonly #register: (invocations: readonly NewInvocation[]) => Promise<void>;
-  readonly #transition: (requests: readonly TransitionRequest[]) => Promise<boolean[]>;
-  readonly #registerRunner: (info: RunnerInfo, now: number) => Promise<void>;
-  readonly #heartbeat: (runnerId: string, now: number) => Promise<boolean>;
-  readonly #retire: (runnerIds: readonly string[], how: "stopped" | "dead", now: number) => Promise<void>;
-  readonly #acquireLease: (name: string, holder: string, now: number, ttlMs: number, replacing: string | null) => Promise<boolean>;
-  readonly #releaseLease: (name: string, holder: string) => Promise<void>;
+  readonly #register: (invocations: readonly NewInvocation[]) => Eventually<void>;
+  readonly #transition: (requests: readonly TransitionRequest[]) => Eventually<boolean[]>;
+  readonly #registerRunner: (info: RunnerInfo, now: number) => Eventually<void>;
+  readonly #heartbeat: (runnerId: string, now: number) => Eventually<boolean>;
+  readonly #retire: (runnerIds: readonly string[], how: "stopped" | "dead", now: number) => Eventually<void>;
+  readonly #acquireLease: (name: string, holder: string, now: number, ttlMs: number, replacing: string | null) => Eventually<boolean>;
+  readonly #releaseLease: (name: string, holder: string) => Eventually<void>;
   readonly #runners;
 
   constructor(db: SqliteDatabase, locking: SqliteLocking, afterCommit: AfterCommit, onCorrupt: CorruptRowHandler) {
@@ -107,7 +107,7 @@ export class SqliteOrchestrator implements Orchestrator {
   }
 
   async runners(): Promise<RunnerRecord[]> {
-    const rows = await this.#locking.run(() => this.#runners.all());
+    const rows = await this.#locking.read(() => this.#runners.all());
     return decodeEach(rows, toRunner, this.#onCorrupt);
   }
 
@@ -123,7 +123,7 @@ export class SqliteOrchestrator implements Orchestrator {
   }
 }
 
-function registerIn(db: SqliteDatabase, locking: SqliteLocking): (invocations: readonly NewInvocation[]) => Promise<void> {
+function registerIn(db: SqliteDatabase, locking: SqliteLocking): (invocations: readonly NewInvocation[]) => Eventually<void> {
   const insert = db.prepare<[string, string, string, string, string, number, string | null, number, number]>(
     `INSERT INTO invocations (id, task_id, call_id, args, status, attempt, owner, retries, ready_at, parent_id, created_at, updated_at, changed_by)
      VALUES (?, ?, ?, ?, ?, 0, NULL, 0, ?, ?, ?, ?, NULL)`,
@@ -143,7 +143,7 @@ function registerIn(db: SqliteDatabase, locking: SqliteLocking): (invocations: r
 }
 
 /** Each request is a compare-and-set on (status, attempt[, owner]); later ones see earlier ones. */
-function transitionIn(db: SqliteDatabase, locking: SqliteLocking): (requests: readonly TransitionRequest[]) => Promise<boolean[]> {
+function transitionIn(db: SqliteDatabase, locking: SqliteLocking): (requests: readonly TransitionRequest[]) => Eventually<boolean[]> {
   const set =
     "UPDATE invocations SET status = ?, owner = ?, attempt = ?, ready_at = ?, updated_at = ?, changed_by = ?, changes = changes + 1, " +
     "result = coalesce(?, result), error = coalesce(?, error), retries = coalesce(?, retries) " +

@@ -11,7 +11,7 @@ import {
   toLogLine,
   type CorruptRowHandler,
 } from "./sqlite-rows.js";
-import type { SqliteLocking } from "./sqlite-locking.js";
+import type { Eventually, SqliteLocking } from "./sqlite-locking.js";
 import { ACTIVE_STATUSES, IS_ACTIVE, type AfterCommit, type SqliteDatabase } from "./sqlite-schema.js";
 
 type Row = Record<string, unknown>;
@@ -31,8 +31,8 @@ export class SqliteState implements StateStore {
   readonly #logs;
   readonly #counts;
   readonly #locking: SqliteLocking;
-  readonly #appendLogs: (lines: readonly LogLine[]) => Promise<number>;
-  readonly #purge: () => Promise<void>;
+  readonly #appendLogs: (lines: readonly LogLine[]) => Eventually<number>;
+  readonly #purge: () => Eventually<void>;
 
   constructor(db: SqliteDatabase, locking: SqliteLocking, afterCommit: AfterCommit, onCorrupt: CorruptRowHandler) {
     this.#db = db;
@@ -78,7 +78,7 @@ export class SqliteState implements StateStore {
 
   /** Throws CorruptRecordError, naming the row and field, when the stored row cannot be read. */
   async get(id: string): Promise<InvocationRecord | null> {
-    const row = await this.#locking.run(() => this.#get.get(id));
+    const row = await this.#locking.read(() => this.#get.get(id));
     return row ? toInvocation(row) : null;
   }
 
@@ -88,12 +88,12 @@ export class SqliteState implements StateStore {
     const { sql, params } = listQuery(filter);
     let statement = this.#lists.get(sql);
     if (!statement) this.#lists.set(sql, (statement = this.#db.prepare<unknown[], Row>(sql)));
-    const rows = await this.#locking.run(() => statement.all(...params));
+    const rows = await this.#locking.read(() => statement.all(...params));
     return decodeEach(rows, toInvocation, this.#onCorrupt);
   }
 
   async history(id: string): Promise<HistoryView[]> {
-    const rows = await this.#locking.run(() => this.#history.all(id, id));
+    const rows = await this.#locking.read(() => this.#history.all(id, id));
     return decodeEach(rows, (row) => toHistory(id, row), this.#onCorrupt);
   }
 
@@ -105,13 +105,13 @@ export class SqliteState implements StateStore {
   }
 
   async logs(id: string): Promise<LogLine[]> {
-    const rows = await this.#locking.run(() => this.#logs.all(id));
+    const rows = await this.#locking.read(() => this.#logs.all(id));
     return decodeEach(rows, toLogLine, this.#onCorrupt);
   }
 
   async counts(): Promise<Partial<Record<Status, number>>> {
     const counts: Partial<Record<Status, number>> = {};
-    for (const { status, n } of await this.#locking.run(() => this.#counts.all())) {
+    for (const { status, n } of await this.#locking.read(() => this.#counts.all())) {
       if (typeof status === "string" && KNOWN_STATUSES.has(status)) counts[status as Status] = n;
       else this.#onCorrupt(new CorruptRecordError("invocations", `(${n} rows)`, "status", status));
     }
