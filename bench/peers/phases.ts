@@ -60,6 +60,9 @@ export async function measureThroughput(system: BenchSystem, options: PhaseOptio
     const latency = await probeLatency(system, worker, options);
     log(`latency p50 ${latency.p50.toFixed(1)} ms, p99 ${latency.p99.toFixed(1)} ms`);
     return { enqueuePerS, drainPerS, overlapPerS, workerCpuMsPer1000, latencyP50Ms: latency.p50, latencyP99Ms: latency.p99, latencyMissed: latency.missed };
+  } catch (error) {
+    log(`worker output (last lines):\n${worker.output.trim().split("\n").slice(-15).join("\n")}`);
+    throw error;
   } finally {
     await worker.kill();
   }
@@ -83,7 +86,7 @@ async function started(worker: WorkerChild): Promise<WorkerChild> {
  * Epoch ms at which the system first reports `target` completed jobs. Polled from the driver; slowly
  * while far off (the poll is load on the same server), every few ms near the end.
  */
-async function waitForCompleted(system: BenchSystem, target: number, timeoutMs = 300_000): Promise<number> {
+async function waitForCompleted(system: BenchSystem, target: number, timeoutMs = 180_000): Promise<number> {
   const deadline = Date.now() + timeoutMs;
   let last: { done: number; at: number } | undefined;
   for (;;) {
