@@ -19,6 +19,7 @@ import { WorkerPool } from "../process/nenc-process.js";
 import { eventually, newInvocation, openApp, sleep, type BackendFixture } from "../conformance/harness.js";
 
 const WAIT = 120_000;
+const SETPRIV = "/usr/bin/setpriv";
 const TEST = { timeout: 300_000 };
 
 /** A redis-server child on a spare port, in a temp dir; kill() and start() again keep port and dir. */
@@ -45,9 +46,11 @@ class RedisServer {
 
   async start(): Promise<void> {
     const persistence = this.persistent ? ["--appendonly", "yes", "--appendfsync", "always"] : ["--appendonly", "no"];
-    const child = spawn("redis-server", ["--port", String(this.port), "--bind", "127.0.0.1", "--save", "", ...persistence, "--dir", this.dir], {
-      stdio: "ignore",
-    });
+    const args = ["--port", String(this.port), "--bind", "127.0.0.1", "--save", "", ...persistence, "--dir", this.dir];
+    // With setpriv the kernel kills the server when this process dies, however it dies.
+    const child = existsSync(SETPRIV)
+      ? spawn(SETPRIV, ["--pdeathsig", "KILL", "redis-server", ...args], { stdio: "ignore" })
+      : spawn("redis-server", args, { stdio: "ignore" });
     this.#child = child;
     this.#exited = new Promise((resolve) => child.once("exit", () => resolve()));
     await eventually(() => ping(this.port), `redis-server on port ${this.port} to answer`);
@@ -60,6 +63,14 @@ class RedisServer {
 
   async remove(): Promise<void> {
     await this.kill();
+    this.removeNow();
+  }
+
+  /** For an exiting process, which cannot wait on events: kill, wait until it has stopped writing, remove. */
+  removeNow(): void {
+    const pid = this.#child?.pid;
+    this.#child?.kill("SIGKILL");
+    if (pid !== undefined) waitUntilGoneSync(pid);
     rmSync(this.dir, { recursive: true, force: true });
   }
 }
@@ -68,6 +79,40 @@ const servers: RedisServer[] = [];
 after(async () => {
   for (const server of servers) await server.remove();
 });
+const pools: WorkerPool[] = [];
+const newPool = () => {
+  const pool = new WorkerPool();
+  pools.push(pool);
+  return pool;
+};
+// A test process stopped by a timeout or a signal never reaches after() or its finally blocks:
+// its workers (killAll signals at once) and servers go with it.
+const removeAllNow = () => {
+  for (const pool of pools) void pool.killAll();
+  for (const server of servers) server.removeNow();
+};
+process.once("exit", removeAllNow);
+for (const signal of ["SIGTERM", "SIGINT"] as const) {
+  process.once(signal, () => {
+    removeAllNow();
+    process.exit(1);
+  });
+}
+
+/** Spin (at most 2 s) until a killed child is gone or a zombie: then it writes nothing more. */
+function waitUntilGoneSync(pid: number): void {
+  const deadline = Date.now() + 2000;
+  while (Date.now() < deadline) {
+    let state = "";
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+    } catch {
+      return;
+    }
+    if (state === "Z" || state === "X") return;
+  }
+}
 
 function sparePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -135,7 +180,7 @@ describe("redis: server faults", () => {
     const env = fixture.env();
     const { app } = await openApp(fixture, { env });
     const { mark } = defineTasks(app);
-    const pool = new WorkerPool();
+    const pool = newPool();
     const markers = join(server.dir, "markers");
     try {
       const workers = [await pool.start(env), await pool.start(env)];
@@ -185,7 +230,7 @@ describe("redis: server faults", () => {
     const env = fixture.env();
     const { app } = await openApp(fixture, { env });
     const { double } = defineTasks(app);
-    const pool = new WorkerPool();
+    const pool = newPool();
     try {
       const worker = await pool.start(env);
       assert.equal(await (await double.invoke(2)).result({ timeoutMs: WAIT }), 4);
