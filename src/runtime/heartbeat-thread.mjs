@@ -18,11 +18,12 @@ parentPort.on("message", (message) => {
 
 let announced = false;
 const beat = async () => {
+  const beating = runnerId;
   try {
-    const alive = await backend.orchestrator.heartbeat(runnerId, Date.now());
-    if (!alive && !refused) {
+    const alive = await backend.orchestrator.heartbeat(beating, Date.now());
+    if (!alive && !refused && beating === runnerId) {
       refused = true;
-      parentPort.postMessage({ refused: true });
+      parentPort.postMessage({ refused: beating });
     }
   } catch (error) {
     parentPort.postMessage({ error: `heartbeat failed: ${error?.message ?? error}` });

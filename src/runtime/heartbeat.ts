@@ -9,8 +9,11 @@ export interface HeartbeatOptions {
   readonly clock: Clock;
   /** Beat from a thread of its own, so a task that blocks the event loop cannot silence it. */
   readonly threaded: boolean;
-  /** Called once when the backend refuses a beat: this runner was declared dead. */
-  readonly onRefused: () => void;
+  /**
+   * Called when the backend refuses a beat: that runner was declared dead. It names the runner,
+   * since a beat sent before a switchTo may be refused after it.
+   */
+  readonly onRefused: (runnerId: string) => void;
   readonly onError: (error: unknown) => void;
 }
 
@@ -64,10 +67,11 @@ export class Heartbeat {
     this.#timer = setInterval(() => {
       if (this.#beating) return;
       this.#beating = true;
+      const runnerId = this.#runnerId;
       backend.orchestrator
-        .heartbeat(this.#runnerId, clock.now())
+        .heartbeat(runnerId, clock.now())
         .then((alive) => {
-          if (!alive) this.#options.onRefused();
+          if (!alive) this.#options.onRefused(runnerId);
         }, this.#options.onError)
         .finally(() => (this.#beating = false));
     }, config.heartbeatIntervalMs);
@@ -81,12 +85,12 @@ export class Heartbeat {
     thread.unref();
     this.#thread = thread;
     return new Promise<void>((ready) => {
-      thread.on("message", (message: { beating?: boolean; refused?: boolean; error?: string }) => {
+      thread.on("message", (message: { beating?: boolean; refused?: string; error?: string }) => {
         if (message.beating) {
           this.#stopInline();
           ready();
         }
-        if (message.refused) this.#options.onRefused();
+        if (message.refused) this.#options.onRefused(message.refused);
         if (message.error) this.#options.onError(new Error(message.error));
       });
       thread.on("error", (error) => {

@@ -130,7 +130,10 @@ export class Worker {
       config,
       clock: app.clock,
       threaded,
-      onRefused: () => void this.#onDeclaredDead(),
+      // A refusal of an id this worker already left behind (a beat sent before it moved on) is old news.
+      onRefused: (runnerId) => {
+        if (runnerId === this.#runnerId) void this.#onDeclaredDead();
+      },
       onError: (error) => this.#warn("heartbeat failed", error),
     });
     await this.#heartbeat.start(this.#runnerId);
