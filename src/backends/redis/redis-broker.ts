@@ -29,7 +29,7 @@ export class RedisBroker implements Broker {
     const token = this.#client.token();
     let reply: string[];
     try {
-      reply = (await this.#client.run("nencClaim", token, [runnerId, String(max), String(now), ...earlier])) as string[];
+      reply = JSON.parse((await this.#client.run("nencClaim", token, [runnerId, String(max), String(now), ...earlier])) as string) as string[];
     } catch (error) {
       this.#inDoubt.set(runnerId, error instanceof RedisUnreachableError ? [...earlier, token] : earlier);
       throw error;

@@ -29,16 +29,11 @@ export class RedisOrchestrator implements Orchestrator {
 
   async register(invocations: readonly NewInvocation[]): Promise<void> {
     if (invocations.length === 0) return;
-    const args = invocations.flatMap((inv) => [
-      inv.id,
-      inv.taskId,
-      inv.callId,
-      inv.args,
-      nullable(inv.parentId),
-      String(inv.createdAt),
-      String(inv.readyAt),
-    ]);
-    await this.#client.run("nencRegister", this.#client.token(), args);
+    const batch: string[] = [];
+    for (const inv of invocations) {
+      batch.push(inv.id, inv.taskId, inv.callId, inv.args, nullable(inv.parentId), String(inv.createdAt), String(inv.readyAt));
+    }
+    await this.#client.run("nencRegister", this.#client.token(), [JSON.stringify(batch)]);
   }
 
   async transition(requests: readonly TransitionRequest[]): Promise<boolean[]> {
@@ -50,7 +45,7 @@ export class RedisOrchestrator implements Orchestrator {
     const token = this.#client.token();
     let reply: string;
     try {
-      reply = (await this.#client.run("nencTransition", token, fresh.flatMap(encodeTransition))) as string;
+      reply = (await this.#client.run("nencTransition", token, [encodeTransitions(fresh)])) as string;
     } catch (error) {
       if (error instanceof RedisUnreachableError) this.#inDoubt.push({ token, requests: fresh });
       throw error;
@@ -152,20 +147,25 @@ export class RedisOrchestrator implements Orchestrator {
   }
 }
 
-function encodeTransition(r: TransitionRequest): string[] {
-  return [
-    r.id,
-    r.expect.status,
-    String(r.expect.attempt),
-    r.expect.owner === undefined ? "*" : nullable(r.expect.owner),
-    r.to,
-    nullable(r.owner),
-    String(r.attempt),
-    r.readyAt === null ? "" : String(r.readyAt),
-    String(r.at),
-    nullable(r.by),
-    nullable(r.result),
-    nullable(r.error),
-    r.retries === undefined ? "" : String(r.retries),
-  ];
+/** The transition script's batch: 13 strings per request, as one JSON array. */
+function encodeTransitions(requests: readonly TransitionRequest[]): string {
+  const batch: string[] = [];
+  for (const r of requests) {
+    batch.push(
+      r.id,
+      r.expect.status,
+      String(r.expect.attempt),
+      r.expect.owner === undefined ? "*" : nullable(r.expect.owner),
+      r.to,
+      nullable(r.owner),
+      String(r.attempt),
+      r.readyAt === null ? "" : String(r.readyAt),
+      String(r.at),
+      nullable(r.by),
+      nullable(r.result),
+      nullable(r.error),
+      r.retries === undefined ? "" : String(r.retries),
+    );
+  }
+  return JSON.stringify(batch);
 }

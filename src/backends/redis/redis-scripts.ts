@@ -15,6 +15,9 @@ import { CLAIMABLE_STATUSES, FINAL_STATUSES, STATUSES, STATUS_TABLE, type Status
  *   null owner, readyAt or parentId is '' (ids and times are never empty); result and error are
  *   absent until set. Its history is in the same hash: fields h1..hn, each
  *   'status|at|attempt|runnerId', so recording it costs no command of its own.
+ * - A batch (of invocations, requests or log lines) travels as one argument, a JSON array of
+ *   strings decoded with cjson, and a claim's reply as one JSON string: native JSON on both sides
+ *   costs far less than hundreds of separate arguments or reply elements.
  * - Numbers travel as decimal strings and are compared as strings; arithmetic results are formatted
  *   with %.17g, which reads back to the same JavaScript number.
  */
@@ -127,32 +130,33 @@ forget(ARGV[2])
 `;
 
 /**
- * register: ARGV[3..] = 7 per invocation: id, taskId, callId, args, parentId (nullable), createdAt,
- * readyAt. All or none: fails before writing anything if one exists.
+ * register: ARGV[3] = JSON, 7 per invocation: id, taskId, callId, args, parentId (nullable),
+ * createdAt, readyAt. All or none: fails before writing anything if one exists.
  */
 const REGISTER = `
 local done = prior(ARGV[1])
 if done then return done end
-local n = (#ARGV - 2) / 7
+local A = cjson.decode(ARGV[3])
+local n = #A / 7
 if n == 0 then return 'OK' end
 local keys = {}
-for i = 0, n - 1 do keys[i + 1] = P .. 'inv:' .. ARGV[3 + i * 7] end
+for i = 0, n - 1 do keys[i + 1] = P .. 'inv:' .. A[1 + i * 7] end
 local found = 0
 for i = 1, n, 1000 do found = found + redis.call('EXISTS', unpack(keys, i, math.min(i + 999, n))) end
 if found > 0 then
   for i, k in ipairs(keys) do
-    if redis.call('EXISTS', k) == 1 then return redis.error_reply('invocation ' .. ARGV[3 + (i - 1) * 7] .. ' already exists') end
+    if redis.call('EXISTS', k) == 1 then return redis.error_reply('invocation ' .. A[1 + (i - 1) * 7] .. ' already exists') end
   end
 end
 local last = redis.call('INCRBY', P .. 'seq', n)
 local index = Index.new()
 for i = 0, n - 1 do
-  local b = 3 + i * 7
-  local id, createdAt, readyAt = ARGV[b], ARGV[b + 5], ARGV[b + 6]
+  local b = 1 + i * 7
+  local id, createdAt, readyAt = A[b], A[b + 5], A[b + 6]
   local seq = last - n + 1 + i
   local queued = CLAIMABLE[REGISTERED] and readyAt or ''
-  redis.call('HSET', keys[i + 1], 'taskId', ARGV[b + 1], 'callId', ARGV[b + 2], 'args', ARGV[b + 3],
-    'parentId', nullable(ARGV[b + 4]) or '', 'status', REGISTERED, 'attempt', '0', 'owner', '', 'retries', '0', 'readyAt', queued,
+  redis.call('HSET', keys[i + 1], 'taskId', A[b + 1], 'callId', A[b + 2], 'args', A[b + 3],
+    'parentId', nullable(A[b + 4]) or '', 'status', REGISTERED, 'attempt', '0', 'owner', '', 'retries', '0', 'readyAt', queued,
     'createdAt', createdAt, 'updatedAt', createdAt, 'seq', seq, 'hn', 1, 'h1', history(REGISTERED, createdAt, '0', ''))
   index:move(id, seq, nil, REGISTERED, queued)
 end
@@ -167,7 +171,7 @@ return 'OK'
  * runner whose replies were lost. Their invocations still held at the claimed attempt are handed
  * out again first, then up to max in all are claimed from the ready set, oldest readyAt first.
  * A runner that is unknown, stopped or dead claims nothing.
- * Reply: 6 strings per invocation: id, taskId, args, attempt, retries, parentId ('' for none).
+ * Reply: JSON, 6 strings per invocation: id, taskId, args, attempt, retries, parentId ('' for none).
  */
 const CLAIM = `
 local token, runner, max, now = ARGV[1], ARGV[3], tonumber(ARGV[4]), ARGV[5]
@@ -189,9 +193,10 @@ local function redeliver(t)
   end
   return true
 end
+local function reply() if #out == 0 then return '[]' end return cjson.encode(out) end
 local live = redis.call('HMGET', P .. 'runner:' .. runner, 'heartbeatAt', 'stoppedAt', 'deadAt')
-if not live[1] or live[2] or live[3] then return out end
-if token ~= '' and redeliver(token) then return out end
+if not live[1] or live[2] or live[3] then return reply() end
+if token ~= '' and redeliver(token) then return reply() end
 for i = 6, #ARGV do
   redeliver(ARGV[i])
   redis.call('UNLINK', P .. 'done:' .. ARGV[i])
@@ -219,11 +224,11 @@ if want > 0 then
   index:apply()
 end
 if #ledger > 0 then remember(token, cjson.encode(ledger)) end
-return out
+return reply()
 `;
 
 /**
- * transition: ARGV[3..] = 13 per request: id, expect.status, expect.attempt, expect.owner ('*' for
+ * transition: ARGV[3] = JSON, 13 per request: id, expect.status, expect.attempt, expect.owner ('*' for
  * any, else nullable), to, owner (nullable), attempt, readyAt ('' for null), at, by (nullable),
  * result (nullable), error (nullable), retries ('' to keep). Applied in order, each only if its
  * expectation holds. Reply: one '1' or '0' per request.
@@ -231,19 +236,20 @@ return out
 const TRANSITION = `
 local done = prior(ARGV[1])
 if done then return done end
+local A = cjson.decode(ARGV[3])
 local applied, woke = {}, false
 local index = Index.new()
-for b = 3, #ARGV, 13 do
-  local id, es, ea, eo, to = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4]
+for b = 1, #A, 13 do
+  local id, es, ea, eo, to = A[b], A[b + 1], A[b + 2], A[b + 3], A[b + 4]
   local k = P .. 'inv:' .. id
   local r = redis.call('HMGET', k, 'status', 'attempt', 'owner', 'seq', 'hn')
   local o = r[3] or ''
   if r[1] == es and r[2] == ea and (eo == '*' or eo == (o ~= '' and '=' .. o or '')) then
-    local owner, attempt, readyAt, at = ARGV[b + 5], ARGV[b + 6], ARGV[b + 7], ARGV[b + 8]
+    local owner, attempt, readyAt, at = A[b + 5], A[b + 6], A[b + 7], A[b + 8]
     local h = tonumber(r[5]) + 1
     local set = {'status', to, 'attempt', attempt, 'owner', nullable(owner) or '', 'readyAt', readyAt, 'updatedAt', at,
-      'hn', h, 'h' .. h, history(to, at, attempt, nullable(ARGV[b + 9]) or '')}
-    local result, err, retries = nullable(ARGV[b + 10]), nullable(ARGV[b + 11]), ARGV[b + 12]
+      'hn', h, 'h' .. h, history(to, at, attempt, nullable(A[b + 9]) or '')}
+    local result, err, retries = nullable(A[b + 10]), nullable(A[b + 11]), A[b + 12]
     if result then set[#set + 1] = 'result'; set[#set + 1] = result end
     if err then set[#set + 1] = 'error'; set[#set + 1] = err end
     if retries ~= '' then set[#set + 1] = 'retries'; set[#set + 1] = retries end
@@ -262,16 +268,17 @@ remember(ARGV[1], reply)
 return reply
 `;
 
-/** appendLogs: ARGV[3..] = 4 per line: invocationId, attempt, runnerId, the line as JSON. Reply: lines stored. */
+/** appendLogs: ARGV[3] = JSON, 4 per line: invocationId, attempt, runnerId, the line as JSON. Reply: lines stored. */
 const APPEND_LOGS = `
 local done = prior(ARGV[1])
 if done then return tonumber(done) end
+local A = cjson.decode(ARGV[3])
 local stored = 0
-for b = 3, #ARGV, 4 do
-  local id = ARGV[b]
+for b = 1, #A, 4 do
+  local id = A[b]
   local r = redis.call('HMGET', P .. 'inv:' .. id, 'attempt', 'owner')
-  if r[1] == ARGV[b + 1] and r[2] == ARGV[b + 2] then
-    redis.call('RPUSH', P .. 'logs:' .. id, ARGV[b + 3])
+  if r[1] == A[b + 1] and r[2] == A[b + 2] then
+    redis.call('RPUSH', P .. 'logs:' .. id, A[b + 3])
     stored = stored + 1
   end
 end

@@ -62,8 +62,9 @@ export class RedisState implements StateStore {
 
   async appendLogs(lines: readonly LogLine[]): Promise<number> {
     if (lines.length === 0) return 0;
-    const args = lines.flatMap((line) => [line.invocationId, String(line.attempt), line.runnerId, encodeLogLine(line)]);
-    return (await this.#client.run("nencAppendLogs", this.#client.token(), args)) as number;
+    const batch: string[] = [];
+    for (const line of lines) batch.push(line.invocationId, String(line.attempt), line.runnerId, encodeLogLine(line));
+    return (await this.#client.run("nencAppendLogs", this.#client.token(), [JSON.stringify(batch)])) as number;
   }
 
   async logs(id: string): Promise<LogLine[]> {
