@@ -19,8 +19,9 @@ export class RedisUnreachableError extends NencError {
  * How commands behave while the server is away. ioredis reconnects by itself; a command issued
  * meanwhile waits in its offline queue for a few reconnect attempts (about 1.5 s) and then fails
  * with RedisUnreachableError, so callers never hang on a server that is gone. A command that was
- * on the wire when the connection dropped is resent after the reconnect; the call tokens of the
- * scripts make that resend harmless.
+ * on the wire when the connection dropped is resent if the reconnect comes within those attempts
+ * (the call tokens of the scripts make that resend harmless), else it fails like the others and
+ * its outcome is in doubt: the orchestrator and the broker settle that on their next call.
  */
 const CONNECTION_OPTIONS: RedisOptions = {
   maxRetriesPerRequest: 5,
