@@ -26,7 +26,7 @@ const beat = async () => {
       parentPort.postMessage({ refused: beating });
     }
   } catch (error) {
-    parentPort.postMessage({ error: `heartbeat failed: ${error?.message ?? error}` });
+    parentPort.postMessage({ error: String(error?.message ?? error) });
   }
 };
 const interval = workerData.config.heartbeatIntervalMs;

@@ -330,7 +330,8 @@ export class Worker {
    */
   async #reconcile(): Promise<void> {
     const owned = await this.#backend.state.list({ owner: this.#runnerId, statuses: OWNED_STATUSES });
-    const strays = owned.filter((record) => !this.#active.has(record.id));
+    const buffered = new Set(this.#buffer.map((entry) => entry.invocation.id));
+    const strays = owned.filter((record) => !this.#active.has(record.id) && !buffered.has(record.id));
     const now = this.#app.clock.now();
     const requests = strays.flatMap((record) =>
       this.#planChain(record, record.status === "PENDING" ? ["REROUTED"] : ["KILLED", "REROUTED"], now),
