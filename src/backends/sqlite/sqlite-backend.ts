@@ -6,6 +6,7 @@ import { SqliteCheckpointer } from "./sqlite-checkpointer.js";
 import { SqliteLocking } from "./sqlite-locking.js";
 import { SqliteNotifier } from "./sqlite-notifier.js";
 import { SqliteOrchestrator } from "./sqlite-orchestrator.js";
+import { SqliteRowIds } from "./sqlite-row-ids.js";
 import { reportOnce, type CorruptRowHandler } from "./sqlite-rows.js";
 import { openDatabase, SCHEMA_VERSION, type SqliteDatabase } from "./sqlite-schema.js";
 import { SqliteState } from "./sqlite-state.js";
@@ -55,9 +56,10 @@ export class SqliteBackend implements Backend {
     try {
       const locking = new SqliteLocking(this.#db);
       this.#locking = locking;
-      this.orchestrator = new SqliteOrchestrator(this.#db, locking, afterCommit, onCorrupt);
-      this.broker = new SqliteBroker(this.#db, locking, afterCommit, (listener) => notifier.subscribe(listener));
-      this.state = new SqliteState(this.#db, locking, afterCommit, onCorrupt);
+      const rowIds = new SqliteRowIds();
+      this.orchestrator = new SqliteOrchestrator(this.#db, locking, rowIds, afterCommit, onCorrupt);
+      this.broker = new SqliteBroker(this.#db, locking, rowIds, afterCommit, (listener) => notifier.subscribe(listener));
+      this.state = new SqliteState(this.#db, locking, rowIds, afterCommit, onCorrupt);
     } catch (error) {
       // Statements are prepared here: one that does not compile means tables unlike the schema's.
       this.#db.close();

@@ -3,6 +3,7 @@ import type { Broker } from "../../ports/backend.js";
 import type { ClaimedInvocation } from "../../ports/records.js";
 import { CLAIMED_COLUMNS, toClaimed } from "./sqlite-rows.js";
 import type { Eventually, SqliteLocking } from "./sqlite-locking.js";
+import type { SqliteRowIds } from "./sqlite-row-ids.js";
 import { IS_CLAIMABLE, type AfterCommit, type SqliteDatabase } from "./sqlite-schema.js";
 
 /** What a claim makes of an invocation, as the port defines it. */
@@ -21,12 +22,20 @@ export class SqliteBroker implements Broker {
   readonly #afterCommit: AfterCommit;
   readonly #subscribe: (listener: () => void) => () => void;
   readonly #locking: SqliteLocking;
+  readonly #rowIds: SqliteRowIds;
   readonly #claim: (runnerId: string, max: number, now: number) => Eventually<ClaimRow[]>;
   readonly #anyReady;
   readonly #queueLength;
 
-  constructor(db: SqliteDatabase, locking: SqliteLocking, afterCommit: AfterCommit, subscribe: (listener: () => void) => () => void) {
+  constructor(
+    db: SqliteDatabase,
+    locking: SqliteLocking,
+    rowIds: SqliteRowIds,
+    afterCommit: AfterCommit,
+    subscribe: (listener: () => void) => () => void,
+  ) {
     this.#locking = locking;
+    this.#rowIds = rowIds;
     this.#afterCommit = afterCommit;
     this.#subscribe = subscribe;
     const claim = db.prepare<[string, string, number, string, number, number], ClaimRow>(
@@ -55,7 +64,11 @@ export class SqliteBroker implements Broker {
     if (rows.length === 0) return [];
     // RETURNING gives no order; the queue order among rows claimed together is their seq.
     rows.sort((a, b) => a[0] - b[0]);
-    return rows.map(toClaimed);
+    return rows.map((row) => {
+      const claimed = toClaimed(row);
+      this.#rowIds.remember(claimed.id, row[0]);
+      return claimed;
+    });
   }
 
   async queueLength(now: number): Promise<number> {

@@ -5,6 +5,7 @@ import type { Orchestrator } from "../../ports/backend.js";
 import type { NewInvocation, RunnerInfo, RunnerRecord } from "../../ports/records.js";
 import { decodeEach, RUNNER_COLUMNS, toRunner, type CorruptRowHandler } from "./sqlite-rows.js";
 import type { Eventually, SqliteLocking } from "./sqlite-locking.js";
+import type { SqliteRowIds } from "./sqlite-row-ids.js";
 import type { AfterCommit, SqliteDatabase } from "./sqlite-schema.js";
 
 /** What a new invocation is, as the port defines it. */
@@ -30,12 +31,12 @@ export class SqliteOrchestrator implements Orchestrator {
   readonly #releaseLease: (name: string, holder: string) => Eventually<void>;
   readonly #runners;
 
-  constructor(db: SqliteDatabase, locking: SqliteLocking, afterCommit: AfterCommit, onCorrupt: CorruptRowHandler) {
+  constructor(db: SqliteDatabase, locking: SqliteLocking, rowIds: SqliteRowIds, afterCommit: AfterCommit, onCorrupt: CorruptRowHandler) {
     this.#locking = locking;
     this.#afterCommit = afterCommit;
     this.#onCorrupt = onCorrupt;
     this.#register = registerIn(db, locking);
-    this.#transition = transitionIn(db, locking);
+    this.#transition = transitionIn(db, locking, rowIds);
 
     const upsertRunner = db.prepare<[string, string, string, string, number, string | null, number, number]>(
       `INSERT OR REPLACE INTO runners (id, kind, host_id, hostname, pid, pid_start, started_at, heartbeat_at, stopped_at, dead_at)
@@ -142,28 +143,44 @@ function registerIn(db: SqliteDatabase, locking: SqliteLocking): (invocations: r
   });
 }
 
-/** Each request is a compare-and-set on (status, attempt[, owner]); later ones see earlier ones. */
-function transitionIn(db: SqliteDatabase, locking: SqliteLocking): (requests: readonly TransitionRequest[]) => Eventually<boolean[]> {
+/**
+ * Each request is a compare-and-set on (status, attempt[, owner]); later ones see earlier ones.
+ * The row is found by its seq when this process claimed it (SqliteRowIds), else by its id.
+ */
+function transitionIn(
+  db: SqliteDatabase,
+  locking: SqliteLocking,
+  rowIds: SqliteRowIds,
+): (requests: readonly TransitionRequest[]) => Eventually<boolean[]> {
   const set =
     "UPDATE invocations SET status = ?, owner = ?, attempt = ?, ready_at = ?, updated_at = ?, changed_by = ?, changes = changes + 1, " +
-    "result = coalesce(?, result), error = coalesce(?, error), retries = coalesce(?, retries) " +
-    "WHERE id = ? AND status = ? AND attempt = ?";
-  type Params = [string, string | null, number, number | null, number, string | null, string | null, string | null, number | null, string, string, number];
-  const anyOwner = db.prepare<Params>(set);
-  const ownedBy = db.prepare<[...Params, string | null]>(`${set} AND owner IS ?`);
-  return locking.writer((requests: readonly TransitionRequest[]) =>
-    requests.map((r) => {
-      const { expect } = r;
-      const result = r.result ?? null;
-      const error = r.error ?? null;
-      const retries = r.retries ?? null;
-      // Stored only when someone other than the (new) owner made the change.
-      const by = r.by === r.owner ? null : r.by;
+    "result = coalesce(?, result), error = coalesce(?, error), retries = coalesce(?, retries) ";
+  const expected = "AND status = ? AND attempt = ?";
+  type Values = [string, string | null, number, number | null, number, string | null, string | null, string | null, number | null];
+  type Expected = [string, number];
+  const byId = db.prepare<[...Values, string, ...Expected]>(`${set} WHERE id = ? ${expected}`);
+  const byIdOwned = db.prepare<[...Values, string, ...Expected, string | null]>(`${set} WHERE id = ? ${expected} AND owner IS ?`);
+  const bySeq = db.prepare<[...Values, number, string, ...Expected]>(`${set} WHERE seq = ? AND id = ? ${expected}`);
+  const bySeqOwned = db.prepare<[...Values, number, string, ...Expected, string | null]>(`${set} WHERE seq = ? AND id = ? ${expected} AND owner IS ?`);
+
+  const apply = (r: TransitionRequest): boolean => {
+    const { expect } = r;
+    // Stored only when someone other than the (new) owner made the change.
+    const by = r.by === r.owner ? null : r.by;
+    const values: Values = [r.to, r.owner, r.attempt, r.readyAt, r.at, by, r.result ?? null, r.error ?? null, r.retries ?? null];
+    const seq = rowIds.seqOf(r.id);
+    if (seq !== undefined) {
       const info =
         expect.owner === undefined
-          ? anyOwner.run(r.to, r.owner, r.attempt, r.readyAt, r.at, by, result, error, retries, r.id, expect.status, expect.attempt)
-          : ownedBy.run(r.to, r.owner, r.attempt, r.readyAt, r.at, by, result, error, retries, r.id, expect.status, expect.attempt, expect.owner);
-      return info.changes > 0;
-    }),
-  );
+          ? bySeq.run(...values, seq, r.id, expect.status, expect.attempt)
+          : bySeqOwned.run(...values, seq, r.id, expect.status, expect.attempt, expect.owner);
+      if (info.changes > 0) return true;
+    }
+    const info =
+      expect.owner === undefined
+        ? byId.run(...values, r.id, expect.status, expect.attempt)
+        : byIdOwned.run(...values, r.id, expect.status, expect.attempt, expect.owner);
+    return info.changes > 0;
+  };
+  return locking.writer((requests: readonly TransitionRequest[]) => requests.map(apply));
 }

@@ -117,8 +117,10 @@ export interface OpenOptions {
 
 /**
  * Open (creating when missing) the database of one app: WAL so readers never block the writer,
- * synchronous=NORMAL (a commit survives a crash of the process, not of the machine), a busy
- * timeout so many processes can share the file, and the schema at SCHEMA_VERSION.
+ * synchronous=NORMAL (a commit survives the crash of its process; a power cut may lose the last
+ * few, never the file's consistency), foreign keys off, and the schema at SCHEMA_VERSION, set up
+ * in one IMMEDIATE transaction so that processes opening a new file at once do it only once.
+ * While opening, a busy timeout makes it wait for them; afterwards SqliteLocking takes over.
  */
 export function openDatabase({ path, appId }: OpenOptions): SqliteDatabase {
   if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });

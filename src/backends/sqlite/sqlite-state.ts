@@ -12,6 +12,7 @@ import {
   type CorruptRowHandler,
 } from "./sqlite-rows.js";
 import type { Eventually, SqliteLocking } from "./sqlite-locking.js";
+import type { SqliteRowIds } from "./sqlite-row-ids.js";
 import { ACTIVE_STATUSES, IS_ACTIVE, type AfterCommit, type SqliteDatabase } from "./sqlite-schema.js";
 
 type Row = Record<string, unknown>;
@@ -34,7 +35,7 @@ export class SqliteState implements StateStore {
   readonly #appendLogs: (lines: readonly LogLine[]) => Eventually<number>;
   readonly #purge: () => Eventually<void>;
 
-  constructor(db: SqliteDatabase, locking: SqliteLocking, afterCommit: AfterCommit, onCorrupt: CorruptRowHandler) {
+  constructor(db: SqliteDatabase, locking: SqliteLocking, rowIds: SqliteRowIds, afterCommit: AfterCommit, onCorrupt: CorruptRowHandler) {
     this.#db = db;
     this.#locking = locking;
     this.#afterCommit = afterCommit;
@@ -73,6 +74,7 @@ export class SqliteState implements StateStore {
     const purge = ["invocations", "history", "logs", "runners", "leases"].map((table) => db.prepare(`DELETE FROM ${table}`));
     this.#purge = locking.writer(() => {
       for (const statement of purge) statement.run();
+      rowIds.clear();
     });
   }
 
