@@ -80,7 +80,7 @@ export const APP_KEYS = {
   prefetch: spec(-1, int(-1, 100_000), "invocations a worker claims ahead of free slots (-1: as many as its concurrency for async, none for process)"),
   heartbeatIntervalMs: spec(1000, int(50), "how often a runner records that it is alive"),
   runnerDeadAfterMs: spec(7000, int(200), "a runner silent this long is dead and its work is recovered"),
-  recoveryIntervalMs: spec(500, int(20), "how often the recoverer looks for dead runners"),
+  recoveryIntervalMs: spec(750, int(20), "how often the recoverer looks for dead runners"),
   recoveryLeaseMs: spec(3000, int(100), "how long the recoverer's lease lasts without renewal"),
   pollIntervalMs: spec(1000, int(5), "longest an idle runner waits before looking for work unprompted"),
   parallelBatchSize: spec(100, int(1, 100_000), "invocations routed per batch by parallelize"),

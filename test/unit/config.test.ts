@@ -27,7 +27,7 @@ describe("config", () => {
     assert.equal(resolved.sources.concurrency, "code");
     assert.equal(resolved.values.heartbeatIntervalMs, 700);
     assert.equal(resolved.sources.heartbeatIntervalMs, "/app/nenc.config.json");
-    assert.equal(resolved.values.recoveryIntervalMs, 500);
+    assert.equal(resolved.values.recoveryIntervalMs, 750);
     assert.equal(resolved.sources.recoveryIntervalMs, "default");
   });
 
