@@ -167,20 +167,22 @@ function transitionIn(
     const { expect } = r;
     // Stored only when someone other than the (new) owner made the change.
     const by = r.by === r.owner ? null : r.by;
-    const values: Values = [r.to, r.owner, r.attempt, r.readyAt, r.at, by, r.result ?? null, r.error ?? null, r.retries ?? null];
+    const result = r.result ?? null;
+    const error = r.error ?? null;
+    const retries = r.retries ?? null;
     const seq = rowIds.seqOf(r.id);
     if (seq !== undefined) {
-      const info =
+      const { changes } =
         expect.owner === undefined
-          ? bySeq.run(...values, seq, r.id, expect.status, expect.attempt)
-          : bySeqOwned.run(...values, seq, r.id, expect.status, expect.attempt, expect.owner);
-      if (info.changes > 0) return true;
+          ? bySeq.run(r.to, r.owner, r.attempt, r.readyAt, r.at, by, result, error, retries, seq, r.id, expect.status, expect.attempt)
+          : bySeqOwned.run(r.to, r.owner, r.attempt, r.readyAt, r.at, by, result, error, retries, seq, r.id, expect.status, expect.attempt, expect.owner);
+      if (changes > 0) return true;
     }
-    const info =
+    const { changes } =
       expect.owner === undefined
-        ? byId.run(...values, r.id, expect.status, expect.attempt)
-        : byIdOwned.run(...values, r.id, expect.status, expect.attempt, expect.owner);
-    return info.changes > 0;
+        ? byId.run(r.to, r.owner, r.attempt, r.readyAt, r.at, by, result, error, retries, r.id, expect.status, expect.attempt)
+        : byIdOwned.run(r.to, r.owner, r.attempt, r.readyAt, r.at, by, result, error, retries, r.id, expect.status, expect.attempt, expect.owner);
+    return changes > 0;
   };
   return locking.writer((requests: readonly TransitionRequest[]) => requests.map(apply));
 }

@@ -13,12 +13,9 @@ export class SqliteRowIds {
   }
 
   remember(id: string, seq: number): void {
+    // Past the limit start over: the ones dropped are found by id, as if never claimed here.
+    if (this.#seqs.size >= this.#max) this.#seqs.clear();
     this.#seqs.set(id, seq);
-    if (this.#seqs.size > this.#max) {
-      // Maps iterate in insertion order: the first key is the oldest.
-      const oldest = this.#seqs.keys().next().value;
-      if (oldest !== undefined) this.#seqs.delete(oldest);
-    }
   }
 
   seqOf(id: string): number | undefined {
