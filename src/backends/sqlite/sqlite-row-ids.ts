@@ -8,7 +8,7 @@ export class SqliteRowIds {
   readonly #seqs = new Map<string, number>();
   readonly #max: number;
 
-  constructor(max = 20_000) {
+  constructor(max = 4096) {
     this.#max = max;
   }
 
