@@ -55,7 +55,7 @@ export class Nenc {
   readonly #tasks = new Map<string, Task<never[], unknown>>();
   readonly #givenBackend: Backend | undefined;
   #backend: Promise<Backend> | undefined;
-  readonly #waiters = new Map<string, Set<(record: InvocationRecord) => void>>();
+  readonly #waiters = new Map<string, Set<Waiter>>();
   #unsubscribe: (() => void) | undefined;
   #pollTimer: NodeJS.Timeout | undefined;
   #checking = false;
@@ -159,9 +159,11 @@ export class Nenc {
     if (isFinal(first.status)) return first;
     return new Promise<InvocationRecord>((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined;
-      const done = (record: InvocationRecord) => {
-        if (timer) clearTimeout(timer);
-        resolve(record);
+      const done: Waiter = {
+        settle: (record) => {
+          if (timer) clearTimeout(timer);
+          resolve(record);
+        },
       };
       if (timeoutMs !== undefined) {
         timer = setTimeout(() => {
@@ -181,7 +183,7 @@ export class Nenc {
     this.#pollTimer ??= setInterval(() => void this.#checkWaiters(), this.config.pollIntervalMs);
   }
 
-  #removeWaiter(id: string, done: (record: InvocationRecord) => void): void {
+  #removeWaiter(id: string, done: Waiter): void {
     const set = this.#waiters.get(id);
     set?.delete(done);
     if (set?.size === 0) this.#waiters.delete(id);
@@ -206,11 +208,14 @@ export class Nenc {
     const started = performance.now();
     try {
       const backend = await this.backend();
-      for (const [id, set] of [...this.#waiters]) {
-        const record = await backend.state.get(id);
-        if (!record || !isFinal(record.status)) continue;
-        this.#waiters.delete(id);
-        for (const done of set) done(record);
+      const ids = [...this.#waiters.keys()];
+      // Reads go out a chunk at a time, concurrently: one event-loop turn per chunk, not per id.
+      for (let i = 0; i < ids.length; i += WAITER_CHUNK) {
+        const chunk = ids.slice(i, i + WAITER_CHUNK);
+        const records = await Promise.all(
+          chunk.map((id) => backend.state.get(id).catch((error: unknown) => (error instanceof Error ? error : new Error(String(error))))),
+        );
+        records.forEach((record, j) => this.#settleWaiters(chunk[j]!, record));
       }
     } catch (error) {
       this.logger.warn(`nenc: checking for results failed, will retry: ${(error as Error).message}`);
@@ -227,6 +232,22 @@ export class Nenc {
     }
   }
 
+  /**
+   * Resolve the waiters of one invocation once final. A record that cannot be read now (a
+   * damaged row, a backend away) holds up only its own waiters: they keep waiting.
+   */
+  #settleWaiters(id: string, record: InvocationRecord | null | Error): void {
+    const set = this.#waiters.get(id);
+    if (!set) return;
+    if (record instanceof Error) {
+      this.logger.warn(`nenc: reading invocation ${id} for its result failed, will retry: ${record.message}`);
+      return;
+    }
+    if (!record || !isFinal(record.status)) return;
+    this.#waiters.delete(id);
+    for (const done of set) done.settle(record);
+  }
+
   /** Stop this process's workers and close the backend. */
   async close(): Promise<void> {
     for (const worker of [...this.#workers]) await worker.stop();
@@ -235,6 +256,14 @@ export class Nenc {
     this.#backend = undefined;
   }
 }
+
+/** Someone awaiting an invocation's final record. */
+interface Waiter {
+  settle(record: InvocationRecord): void;
+}
+
+/** Invocations read concurrently per pass of the result watcher. */
+const WAITER_CHUNK = 500;
 
 function isBackend(value: unknown): value is Backend {
   return typeof value === "object" && value !== null && "orchestrator" in value && "broker" in value;

@@ -70,7 +70,7 @@ describe("nenc config", () => {
     assert.deepEqual(rows.get("runnerDeadAfterMs"), ["5000", configPath]);
     assert.deepEqual(rows.get("heartbeatIntervalMs"), ["250", "env NENC_HEARTBEAT_INTERVAL_MS"]);
     assert.deepEqual(rows.get("pollIntervalMs"), ["300", "code"]);
-    assert.deepEqual(rows.get("recoveryIntervalMs"), ["500", "default"]);
+    assert.deepEqual(rows.get("recoveryIntervalMs"), [String(APP_KEYS.recoveryIntervalMs.default), "default"]);
     assert.match(result.stdout, new RegExp(`^config file: ${escape(configPath)}$`, "m"));
 
     const sendMail = section(result.stdout, "task sendMail: overrides");
