@@ -1,3 +1,4 @@
+import { WakeUps } from "../../ports/wake-ups.js";
 import type { Status } from "../../core/status.js";
 import type { HistoryEntry, InvocationRecord, LogLine, RunnerRecord } from "../../ports/records.js";
 
@@ -14,8 +15,7 @@ export class MemoryStore {
   readonly leases = new Map<string, { holder: string; expiresAt: number }>();
   /** Invocations per status, kept as statuses change so counting never scans. */
   readonly counts = new Map<Status, number>();
-  readonly #listeners = new Set<() => void>();
-  #notifyScheduled = false;
+  readonly #wakeUps = new WakeUps();
 
   addHistory(id: string, status: Status, at: number, attempt: number, runnerId: string | null): void {
     let entries = this.history.get(id);
@@ -31,18 +31,12 @@ export class MemoryStore {
   }
 
   subscribe(listener: () => void): () => void {
-    this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
+    return this.#wakeUps.add(listener);
   }
 
   /** Wake listeners once per tick, after the current batch of writes. */
   changed(): void {
-    if (this.#notifyScheduled) return;
-    this.#notifyScheduled = true;
-    queueMicrotask(() => {
-      this.#notifyScheduled = false;
-      for (const listener of this.#listeners) listener();
-    });
+    this.#wakeUps.wake();
   }
 
   clear(): void {

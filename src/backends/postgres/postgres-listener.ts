@@ -1,4 +1,5 @@
 import type { Client } from "pg";
+import { WakeUps } from "../../ports/wake-ups.js";
 import type { PostgresConnection } from "./postgres-connection.js";
 
 const RECONNECT_MIN_MS = 50;
@@ -19,13 +20,13 @@ const LINGER_MS = 1000;
  */
 export class PostgresListener {
   readonly #connection: PostgresConnection;
-  readonly #listeners = new Set<() => void>();
+  /** Notifications arriving in separate reads of one burst wake listeners once. */
+  readonly #wakeUps = new WakeUps(setImmediate);
   #client: Client | undefined;
   #connecting = false;
   #delay = RECONNECT_MIN_MS;
   #timer: NodeJS.Timeout | undefined;
   #linger: NodeJS.Timeout | undefined;
-  #wakeScheduled = false;
   #closed = false;
 
   constructor(connection: PostgresConnection) {
@@ -34,13 +35,13 @@ export class PostgresListener {
 
   subscribe(listener: () => void): () => void {
     if (this.#closed) return () => {};
-    this.#listeners.add(listener);
+    const remove = this.#wakeUps.add(listener);
     clearTimeout(this.#linger);
     this.#linger = undefined;
     if (!this.#client && !this.#connecting && !this.#timer) void this.#connect();
     return () => {
-      this.#listeners.delete(listener);
-      if (this.#listeners.size === 0 && !this.#linger) {
+      remove();
+      if (this.#wakeUps.size === 0 && !this.#linger) {
         this.#linger = setTimeout(() => this.#idle(), LINGER_MS);
         this.#linger.unref();
       }
@@ -49,7 +50,7 @@ export class PostgresListener {
 
   #idle(): void {
     this.#linger = undefined;
-    if (this.#listeners.size > 0) return;
+    if (this.#wakeUps.size > 0) return;
     clearTimeout(this.#timer);
     this.#timer = undefined;
     const client = this.#client;
@@ -66,7 +67,7 @@ export class PostgresListener {
       client.on("error", () => this.#lost(client!));
       client.on("end", () => this.#lost(client!));
       await client.query(`LISTEN "${this.#connection.channel}"`);
-      if (this.#closed || this.#listeners.size === 0) {
+      if (this.#closed || this.#wakeUps.size === 0) {
         await client.end().catch(() => {});
         return;
       }
@@ -89,7 +90,7 @@ export class PostgresListener {
   }
 
   #retry(): void {
-    if (this.#closed || this.#timer || this.#listeners.size === 0) return;
+    if (this.#closed || this.#timer || this.#wakeUps.size === 0) return;
     const delay = this.#delay;
     this.#delay = Math.min(this.#delay * 2, RECONNECT_MAX_MS);
     this.#timer = setTimeout(() => {
@@ -100,19 +101,14 @@ export class PostgresListener {
   }
 
   #wake(): void {
-    if (this.#wakeScheduled || this.#closed) return;
-    this.#wakeScheduled = true;
-    setImmediate(() => {
-      this.#wakeScheduled = false;
-      for (const listener of [...this.#listeners]) listener();
-    });
+    if (!this.#closed) this.#wakeUps.wake();
   }
 
   async close(): Promise<void> {
     this.#closed = true;
     clearTimeout(this.#timer);
     clearTimeout(this.#linger);
-    this.#listeners.clear();
+    this.#wakeUps.clear();
     const client = this.#client;
     this.#client = undefined;
     await client?.end().catch(() => {});

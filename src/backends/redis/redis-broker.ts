@@ -1,4 +1,5 @@
 import type { Broker } from "../../ports/backend.js";
+import { WakeUps } from "../../ports/wake-ups.js";
 import type { ClaimedInvocation } from "../../ports/records.js";
 import type { Redis } from "ioredis";
 import { RedisUnreachableError, type RedisClient } from "./redis-client.js";
@@ -14,9 +15,8 @@ import { RedisUnreachableError, type RedisClient } from "./redis-client.js";
 export class RedisBroker implements Broker {
   readonly #client: RedisClient;
   readonly #inDoubt = new Map<string, string[]>();
-  readonly #listeners = new Set<() => void>();
+  readonly #wakeUps = new WakeUps();
   #subscriber: Redis | undefined;
-  #notifyScheduled = false;
 
   constructor(client: RedisClient) {
     this.#client = client;
@@ -54,9 +54,9 @@ export class RedisBroker implements Broker {
   }
 
   subscribe(listener: () => void): () => void {
-    this.#listeners.add(listener);
+    const remove = this.#wakeUps.add(listener);
     this.#subscriber ??= this.#openSubscriber();
-    return () => this.#listeners.delete(listener);
+    return remove;
   }
 
   #openSubscriber(): Redis {
@@ -75,17 +75,12 @@ export class RedisBroker implements Broker {
 
   /** Wake listeners once per burst of messages. */
   #notify(): void {
-    if (this.#notifyScheduled) return;
-    this.#notifyScheduled = true;
-    queueMicrotask(() => {
-      this.#notifyScheduled = false;
-      for (const listener of this.#listeners) listener();
-    });
+    this.#wakeUps.wake();
   }
 
   close(): void {
     this.#subscriber?.disconnect();
     this.#subscriber = undefined;
-    this.#listeners.clear();
+    this.#wakeUps.clear();
   }
 }
