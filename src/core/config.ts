@@ -77,7 +77,6 @@ export const APP_KEYS = {
   postgresUrl: spec("postgres://127.0.0.1:5432/postgres", text, "PostgreSQL server for backend postgres"),
   runner: spec("async", oneOf("async", "process"), "how a worker runs tasks: in its event loop, or in child processes"),
   concurrency: spec(0, int(0, 100_000), "tasks one worker runs at once (0: 50 for async, one per core for process)"),
-  prefetch: spec(-1, int(-1, 100_000), "invocations a worker claims ahead of free slots (-1: as many as its concurrency for async, none for process)"),
   heartbeatIntervalMs: spec(1000, int(50), "how often a runner records that it is alive"),
   runnerDeadAfterMs: spec(7000, int(200), "a runner silent this long is dead and its work is recovered"),
   recoveryIntervalMs: spec(750, int(20), "how often the recoverer looks for dead runners"),

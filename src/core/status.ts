@@ -123,6 +123,21 @@ export const ORPHANABLE_STATUSES: readonly Status[] = STATUSES.filter(
   (s) => !STATUS_TABLE[s].owned && !STATUS_TABLE[s].claimable && !STATUS_TABLE[s].final,
 );
 
+/** The status a claim enters: the one whose entry makes the claimer the owner. */
+export const CLAIMED_STATUS: Status = onlyAcquiringStatus();
+/**
+ * The status a claim made "to start" goes on to in the same atomic step, for a runner that runs
+ * what it claims at once: its task body is about to run.
+ */
+export const STARTED_STATUS: Status = "RUNNING";
+if (!canTransition(CLAIMED_STATUS, STARTED_STATUS)) throw new Error(`a claim cannot go on from ${CLAIMED_STATUS} to ${STARTED_STATUS}`);
+
+function onlyAcquiringStatus(): Status {
+  const acquiring = STATUSES.filter((s) => STATUS_TABLE[s].acquires === true);
+  if (acquiring.length !== 1 || !acquiring[0]) throw new Error("the status table must have exactly one status a claim enters");
+  return acquiring[0];
+}
+
 export function isStatus(value: unknown): value is Status {
   return typeof value === "string" && (STATUSES as readonly string[]).includes(value);
 }

@@ -50,14 +50,21 @@ export interface Orchestrator {
   connectedRunners?(): Promise<Set<string> | null>;
 }
 
+export interface ClaimOptions {
+  /** Record them as started (RUNNING) too, not only claimed. Default false. */
+  readonly start?: boolean;
+}
+
 /** The queue: which invocations are ready, handed out atomically, and a wake-up when that changes. */
 export interface Broker {
   /**
    * Claim up to `max` claimable invocations whose readyAt has come, oldest first, in one atomic
-   * step: each becomes PENDING, owned by `runnerId`, with its attempt bumped and a history entry.
+   * step: each enters CLAIMED_STATUS (PENDING), owned by `runnerId`, with its attempt bumped and a
+   * history entry. With `start`, each goes on to STARTED_STATUS (RUNNING) in the same step, with a
+   * second history entry at the same time: for a runner about to run them all.
    * A runner that is unknown or retired (stopped, declared dead) claims nothing.
    */
-  claim(runnerId: string, max: number, now: number): Promise<ClaimedInvocation[]>;
+  claim(runnerId: string, max: number, now: number, options?: ClaimOptions): Promise<ClaimedInvocation[]>;
   /** How many are claimable now. */
   queueLength(now: number): Promise<number>;
   /** Call `listener` soon after anything may have changed (new work, a status); a hint, not data. */

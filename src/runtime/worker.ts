@@ -4,7 +4,7 @@ import { errorRecord, serialize } from "../core/serializer.js";
 import { isRetriable, retryDelayMs } from "../core/retry.js";
 import { UnknownTaskError } from "../core/errors.js";
 import { afterTransition, planTransition, type Ownership, type TransitionRequest } from "../core/transition.js";
-import { OWNED_STATUSES, type Status } from "../core/status.js";
+import { OWNED_STATUSES, STARTED_STATUS, type Status } from "../core/status.js";
 import type { Backend } from "../ports/backend.js";
 import type { ClaimedInvocation, LogLevel } from "../ports/records.js";
 import type { Nenc } from "./app.js";
@@ -19,8 +19,6 @@ import { WriteBatcher } from "./write-batcher.js";
 export interface WorkerOptions {
   /** Tasks run at once (default: config `concurrency`, else 50 async or one per core). */
   readonly concurrency?: number;
-  /** Invocations claimed ahead of free slots (default: config `prefetch`). */
-  readonly prefetch?: number;
   readonly runner?: "async" | "process";
   /** Beat from a thread (default where other processes share the backend) or from the event loop. */
   readonly heartbeat?: "thread" | "inline";
@@ -48,13 +46,15 @@ interface Active {
  * the outcome, plus its heartbeat and its share of recovery.
  *
  * Loop ("pump", at most once per tick): whenever something may have changed (a broker
- * notification, a finished task, the poll timer), claim in one atomic step enough to fill the
- * free slots plus a small buffer claimed ahead (`prefetch`; what waits there longer than
- * PREFETCH_HOLD_MS is given back). Each started invocation goes PENDING -> RUNNING (batched with
- * the other writes of the tick) before its body runs, then RUNNING -> SUCCESS / RETRY / FAILED. Every write is a compare-and-set on the attempt it claimed: once
- * recovery took the invocation (this runner looked dead), the write is refused and the work is
- * dropped. A refused heartbeat means the same for all of it: the worker drops everything and
- * carries on under a new runner id.
+ * notification, a finished task, the poll timer), claim in one atomic step as many as there are
+ * free slots, "to start": each is recorded PENDING and RUNNING by the claim itself, so RUNNING is
+ * durable before any body runs and a freed slot costs one round trip. Nothing is claimed ahead of
+ * free slots: an invocation waiting behind a long task is one an idle worker could run. When the
+ * body returns, its slot is free at once and RUNNING -> SUCCESS / RETRY / FAILED goes to the write
+ * batcher (one atomic batch per tick). Every write is a compare-and-set on the attempt it
+ * claimed: once recovery took the invocation (this runner looked dead), the write is refused and
+ * the work is dropped. A refused heartbeat means the same for all of it: the worker drops
+ * everything and carries on under a new runner id.
  *
  * Stop (SIGTERM/SIGINT via the CLI): no more claims; every active invocation goes KILLED ->
  * REROUTED in one batch, so another runner picks it up at once; then the runner is retired.
@@ -77,10 +77,6 @@ export class Worker {
   /** Tasks executing now; `#active` also holds those whose last write is still in flight. */
   #runningCount = 0;
   #mustReconcile = false;
-  /** Claimed ahead, not started yet (PENDING, owned by this runner). */
-  #buffer: { invocation: ClaimedInvocation; at: number }[] = [];
-  #holdTimer: NodeJS.Timeout | undefined;
-  #prefetch = 0;
   #unsubscribe: (() => void) | undefined;
   #pollTimer: NodeJS.Timeout | undefined;
   readonly #stopListeners: (() => void)[] = [];
@@ -119,8 +115,6 @@ export class Worker {
     const config = app.config;
     this.#backend = await app.backend();
     this.#executor = this.#options.executor ?? (await this.#createExecutor());
-    const prefetch = this.#options.prefetch ?? config.prefetch;
-    this.#prefetch = prefetch >= 0 ? prefetch : this.#executor.kind === "async" ? this.#executor.capacity : 0;
     await this.#executor.start();
     this.#batcher = new WriteBatcher(this.#backend, (error) => this.#warn("writing logs failed", error));
     await this.#register();
@@ -171,16 +165,12 @@ export class Worker {
     if (!this.#backend) return;
     const active = [...this.#active.values()];
     this.#active.clear();
-    clearTimeout(this.#holdTimer);
-    const buffered = this.#buffer.map((entry) => entry.invocation);
-    this.#buffer = [];
     const now = this.#app.clock.now();
     // A finishing invocation's last write is queued: let the batcher land it instead.
     const requests = active.filter((a) => !a.finishing).flatMap((a) => {
       a.abort.abort();
       return this.#planChain(a.state, ["KILLED", "REROUTED"], now);
     });
-    for (const invocation of buffered) requests.push(...this.#planChain(this.#claimedState(invocation), ["REROUTED"], now));
     try {
       await this.#batcher.drain();
       if (requests.length) await this.#backend.orchestrator.transition(requests);
@@ -226,7 +216,6 @@ export class Worker {
     const dropped = [...this.#active.keys()];
     for (const active of this.#active.values()) active.abort.abort();
     this.#active.clear();
-    this.#buffer = [];
     const old = this.#runnerId;
     await this.#register();
     this.#heartbeat?.switchTo(this.#runnerId);
@@ -259,35 +248,30 @@ export class Worker {
   }
 
   /**
-   * How many to claim now. Running tasks are bounded by the capacity; claimed-ahead ones wait in
-   * a small local buffer so a freed slot starts its next task without a round trip; and
-   * invocations whose last write is still in flight are bounded too.
+   * How many to claim now: the free slots, while the invocations whose last write is still in
+   * flight stay within a bound (they cost only memory, but a backend that takes claims and not
+   * writes must not make them pile up).
    */
   #wanted(): number {
     const capacity = this.#executor.capacity;
-    const target = capacity + this.#prefetch - (this.#runningCount + this.#buffer.length);
-    const inFlight = 2 * capacity + this.#prefetch - (this.#active.size + this.#buffer.length);
-    return Math.min(target, inFlight);
+    return Math.min(capacity - this.#runningCount, FINISHING_PER_SLOT * capacity - this.#active.size);
   }
 
   async #claimWhileFree(): Promise<void> {
     try {
       if (this.#mustReconcile) await this.#reconcile();
       for (;;) {
-        this.#startBuffered();
         const want = this.#wanted();
         if (want <= 0 || this.#stopping) return;
-        const claimed = await this.#backend.broker.claim(this.#runnerId, want, this.#app.clock.now());
+        const claimed = await this.#backend.broker.claim(this.#runnerId, want, this.#app.clock.now(), { start: true });
         if (this.#stopping) {
           // Claimed during stop: give them straight back.
           const now = this.#app.clock.now();
-          await this.#backend.orchestrator.transition(claimed.flatMap((c) => this.#planChain(this.#claimedState(c), ["REROUTED"], now)));
+          await this.#backend.orchestrator.transition(claimed.flatMap((c) => this.#planChain(this.#startedState(c), ["KILLED", "REROUTED"], now)));
           return;
         }
         if (claimed.length) crashPoint("claimed");
-        const at = Date.now();
-        for (const invocation of claimed) this.#buffer.push({ invocation, at });
-        this.#startBuffered();
+        for (const invocation of claimed) this.#begin(invocation);
         if (claimed.length < want) return;
       }
     } catch (error) {
@@ -297,41 +281,13 @@ export class Worker {
     }
   }
 
-  #startBuffered(): void {
-    while (this.#runningCount < this.#executor.capacity && this.#buffer.length > 0 && !this.#stopping) {
-      this.#begin(this.#buffer.shift()!.invocation);
-    }
-    if (this.#buffer.length > 0) this.#holdTimer ??= setTimeout(() => this.#releaseHeld(), PREFETCH_HOLD_MS);
-  }
-
-  /**
-   * Claimed-ahead invocations that found no slot within PREFETCH_HOLD_MS go back to the queue
-   * (PENDING -> REROUTED), so long tasks on this worker never hold work an idle worker could run.
-   */
-  #releaseHeld(): void {
-    this.#holdTimer = undefined;
-    const cutoff = Date.now() - PREFETCH_HOLD_MS;
-    const held = this.#buffer.filter((entry) => entry.at <= cutoff);
-    if (held.length > 0) {
-      this.#buffer = this.#buffer.filter((entry) => entry.at > cutoff);
-      const now = this.#app.clock.now();
-      for (const { invocation } of held) {
-        for (const request of this.#planChain(this.#claimedState(invocation), ["REROUTED"], now)) {
-          void this.#write(request).catch((error) => this.#warn(`giving back ${invocation.id} failed; recovery will`, error));
-        }
-      }
-    }
-    if (this.#buffer.length > 0) this.#holdTimer = setTimeout(() => this.#releaseHeld(), PREFETCH_HOLD_MS);
-  }
-
   /**
    * Give back invocations this runner owns but is not running: what a claim whose reply was lost
    * (a dropped connection) left behind. Nothing else could ever take them, as their owner lives.
    */
   async #reconcile(): Promise<void> {
     const owned = await this.#backend.state.list({ owner: this.#runnerId, statuses: OWNED_STATUSES });
-    const buffered = new Set(this.#buffer.map((entry) => entry.invocation.id));
-    const strays = owned.filter((record) => !this.#active.has(record.id) && !buffered.has(record.id));
+    const strays = owned.filter((record) => !this.#active.has(record.id));
     const now = this.#app.clock.now();
     const requests = strays.flatMap((record) =>
       this.#planChain(record, record.status === "PENDING" ? ["REROUTED"] : ["KILLED", "REROUTED"], now),
@@ -340,21 +296,22 @@ export class Worker {
     this.#mustReconcile = false;
   }
 
-  #claimedState(invocation: ClaimedInvocation): Ownership {
-    return { id: invocation.id, status: "PENDING", attempt: invocation.attempt, owner: this.#runnerId };
+  /** What a claim to start left an invocation in. */
+  #startedState(invocation: ClaimedInvocation): Ownership {
+    return { id: invocation.id, status: STARTED_STATUS, attempt: invocation.attempt, owner: this.#runnerId };
   }
 
   #begin(invocation: ClaimedInvocation): void {
-    const active: Active = { state: this.#claimedState(invocation), claimed: invocation, abort: new AbortController(), finishing: false };
+    const active: Active = { state: this.#startedState(invocation), claimed: invocation, abort: new AbortController(), finishing: false };
     this.#active.set(invocation.id, active);
     this.#runningCount++;
     void this.#execute(active).catch((error) => this.#warn(`invocation ${invocation.id} could not be finished`, error));
   }
 
   /**
-   * RUNNING is recorded before the task body starts, so RUNNING in the history always means the
-   * body ran (or runs). The slot is freed as soon as the body returns: the final write goes to
-   * the batcher and lands together with the next batch's RUNNING writes.
+   * The claim recorded RUNNING before the body starts, so RUNNING in the history always means the
+   * body ran (or runs), and a body never starts for an attempt this runner does not hold. The slot
+   * is freed as soon as the body returns: the final write goes to the batcher.
    */
   async #execute(active: Active): Promise<void> {
     const { claimed } = active;
@@ -367,11 +324,11 @@ export class Worker {
       this.#pump();
     };
     try {
-      if (!(await this.#advance(active, "RUNNING"))) return;
-      crashPoint("running");
       let outcome: Outcome;
       try {
-        outcome = await this.#executor.run(claimed, this.#contextFor(active));
+        const run = this.#executor.run(claimed, this.#contextFor(active));
+        crashPoint("running");
+        outcome = await run;
       } finally {
         leaveSlot();
       }
@@ -446,14 +403,9 @@ export class Worker {
 
   async #alreadyApplied(request: TransitionRequest): Promise<boolean> {
     const record = await this.#backend.state.get(request.id);
-    // Same attempt, changed no earlier than this request: ours (a RUNNING may already be followed
-    // by the outcome queued after it; anything else that moved it bumped the attempt or is fenced).
-    return (
-      record !== null &&
-      record.attempt === request.attempt &&
-      record.updatedAt >= request.at &&
-      (record.status === request.to || request.to === "RUNNING")
-    );
+    // Same attempt and status, changed no earlier than this request: ours (anything else that
+    // moved it bumped the attempt or is fenced).
+    return record !== null && record.attempt === request.attempt && record.updatedAt >= request.at && record.status === request.to;
   }
 
   #planChain(from: Ownership, steps: Status[], at: number): TransitionRequest[] {
@@ -490,11 +442,13 @@ export class Worker {
 
 /**
  * Chaos hook: NENC_CRASH_AT=claimed|running|result makes this process SIGKILL itself at that
- * point of an invocation's life, so tests can kill a worker at each step for real.
+ * point of an invocation's life (claimed and RUNNING but the body not called; the body called and
+ * not finished; the body finished and its outcome not written), so tests can kill a worker at
+ * each step for real.
  */
 const CRASH_AT = process.env["NENC_CRASH_AT"];
-/** How long a claimed-ahead invocation may wait for a slot before it is given back. */
-const PREFETCH_HOLD_MS = 250;
+/** Invocations whose outcome is still being written may number this many per slot. */
+const FINISHING_PER_SLOT = 4;
 function crashPoint(point: "claimed" | "running" | "result"): void {
   if (CRASH_AT === point) process.kill(process.pid, "SIGKILL");
 }

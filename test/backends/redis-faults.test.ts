@@ -1,22 +1,24 @@
 // The Redis backend against a server of its own on a spare port that the tests kill and start
 // again: clear errors while it is gone, clients and workers that reconnect by themselves, nothing
-// lost across a restart with an append-only file, no attempt run twice, and a runner found dead by
-// its closed connection alone.
+// lost across a restart with an append-only file, no attempt run twice, a runner found dead by
+// its closed connection alone, and a claim whose reply was lost handed out again.
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createConnection, createServer } from "node:net";
+import { createConnection, createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { pathToFileURL } from "node:url";
+import { RedisUnreachableError } from "../../src/backends/redis/redis-client.js";
+import { createRedisBackend } from "../../src/backends/redis/redis-backend.js";
 import { ManualClock } from "../../src/core/clock.js";
 import { NencError } from "../../src/core/errors.js";
 import { Recovery } from "../../src/runtime/recovery.js";
 import { defineTasks } from "../fixtures/tasks.js";
 import { WorkerPool } from "../process/nenc-process.js";
-import { eventually, newInvocation, openApp, sleep, type BackendFixture } from "../conformance/harness.js";
+import { eventually, newInvocation, openApp, remoteRunner, sleep, type BackendFixture } from "../conformance/harness.js";
 
 const WAIT = 120_000;
 const SETPRIV = "/usr/bin/setpriv";
@@ -304,4 +306,105 @@ describe("redis: runner connections", () => {
       await app.close();
     }
   });
+});
+
+/**
+ * A TCP proxy to a Redis server that can lose a reply: armed, it drops the next reply, cuts every
+ * connection and refuses new ones until restored, so the call fails as unreachable after it ran.
+ */
+class LossyProxy {
+  readonly #sockets = new Set<Socket>();
+  #server: Server | undefined;
+  #loseNext = false;
+
+  private constructor(
+    readonly port: number,
+    readonly target: number,
+  ) {}
+
+  static async start(target: number): Promise<LossyProxy> {
+    const proxy = new LossyProxy(await sparePort(), target);
+    await proxy.restore();
+    return proxy;
+  }
+
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+
+  loseNextReply(): void {
+    this.#loseNext = true;
+  }
+
+  /** Accept connections (again), on the same port. */
+  async restore(): Promise<void> {
+    const server = createServer((client) => this.#pipe(client));
+    await new Promise<void>((resolve, reject) => server.once("error", reject).listen(this.port, "127.0.0.1", resolve));
+    this.#server = server;
+  }
+
+  close(): void {
+    this.#server?.close();
+    this.#server = undefined;
+    for (const socket of this.#sockets) socket.destroy();
+  }
+
+  #pipe(client: Socket): void {
+    const upstream = createConnection({ port: this.target, host: "127.0.0.1" });
+    for (const socket of [client, upstream]) {
+      this.#sockets.add(socket);
+      socket.on("error", () => {});
+      socket.once("close", () => {
+        this.#sockets.delete(socket);
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+    client.on("data", (data: Buffer) => upstream.write(data));
+    upstream.on("data", (data: Buffer) => {
+      if (!this.#loseNext) return void client.write(data);
+      this.#loseNext = false;
+      this.close();
+    });
+  }
+}
+
+describe("redis: lost claim replies", () => {
+  for (const lostStart of [true, false]) {
+  it(`a ${lostStart ? "start" : "plain"} claim whose reply was lost is handed to the runner's next start claim, RUNNING`, TEST, async () => {
+    const proxy = await LossyProxy.start(6379);
+    const backend = createRedisBackend({ url: proxy.url, appId: `lost-${randomUUID().slice(0, 8)}` });
+    try {
+      const runner = remoteRunner();
+      const at = Date.now();
+      await backend.orchestrator.registerRunner(runner, at);
+      // Claims nothing, but loads the script: the reply lost below is the claim's own.
+      assert.deepEqual(await backend.broker.claim(runner.id, 1, at, { start: true }), []);
+      const invs = [newInvocation("t", [1], at - 1), newInvocation("t", [2], at)];
+      await backend.orchestrator.register(invs);
+      proxy.loseNextReply();
+      await assert.rejects(backend.broker.claim(runner.id, 1, at, { start: lostStart }), RedisUnreachableError);
+      await proxy.restore();
+
+      const later = at + 1;
+      const claimed = await backend.broker.claim(runner.id, 1, later, { start: true });
+      assert.deepEqual(claimed.map((c) => [c.id, c.attempt]), [[invs[0]!.id, 1]], "handed out again, and it counts towards max");
+      const record = await backend.state.get(invs[0]!.id);
+      assert.equal(record?.status, "RUNNING");
+      assert.equal(record?.owner, runner.id);
+      assert.deepEqual(
+        (await backend.state.history(invs[0]!.id)).map((h) => [h.status, h.attempt, h.runnerId, h.at]),
+        [["REGISTERED", 0, null, at - 1], ["PENDING", 1, runner.id, at], ["RUNNING", 1, runner.id, lostStart ? at : later]],
+      );
+      const counts = await backend.state.counts();
+      assert.deepEqual([counts.REGISTERED, counts.PENDING ?? 0, counts.RUNNING], [1, 0, 1]);
+      assert.deepEqual((await backend.state.list({ statuses: ["RUNNING"] })).map((r) => r.id), [invs[0]!.id], "indexed as RUNNING");
+      assert.deepEqual((await backend.broker.claim(runner.id, 5, later, { start: true })).map((c) => c.id), [invs[1]!.id], "handed out once");
+    } finally {
+      await backend.state.purge();
+      await backend.close();
+      proxy.close();
+    }
+  });
+  }
 });

@@ -64,6 +64,51 @@ export function stateCases(fixture: BackendFixture): void {
       assert.equal((await b.broker.claim("c", 1, Date.now())).length, 1);
     }));
 
+    it("claims to start: RUNNING at once, with PENDING and RUNNING in its history", withBackend(async (b) => {
+      const base = Date.now() - 1000;
+      const invs = [0, 1, 2].map((i) => newInvocation("t", [i], base + i));
+      await b.orchestrator.register(invs);
+      const at = Date.now();
+      const started = await b.broker.claim("a", 2, at, { start: true });
+      assert.deepEqual(started.map((c) => [c.id, c.attempt]), [[invs[0]!.id, 1], [invs[1]!.id, 1]]);
+      assert.equal((await b.broker.claim("b", 10, at, { start: true })).length, 1, "only the third is left");
+      const record = await b.state.get(invs[0]!.id);
+      assert.equal(record?.status, "RUNNING");
+      assert.equal(record?.owner, "a");
+      assert.equal(record?.readyAt, null);
+      assert.deepEqual(
+        (await b.state.history(invs[0]!.id)).map((h) => [h.status, h.attempt, h.runnerId, h.at]),
+        [["REGISTERED", 0, null, base], ["PENDING", 1, "a", at], ["RUNNING", 1, "a", at]],
+      );
+      const counts = await b.state.counts();
+      assert.equal(counts.RUNNING, 3);
+      assert.equal(counts.PENDING ?? 0, 0);
+      assert.equal(await b.broker.queueLength(Date.now()), 0);
+      // Its owner finishes it from RUNNING at the claimed attempt; nobody else can.
+      const running = { id: invs[0]!.id, status: "RUNNING" as const, attempt: 1, owner: "a" };
+      const foreign = { ...planTransition(running, "SUCCESS", { by: "a", at, result: "1" }), expect: { status: "RUNNING" as const, attempt: 1, owner: "b" } };
+      assert.deepEqual(await b.orchestrator.transition([foreign]), [false]);
+      assert.deepEqual(await b.orchestrator.transition([planTransition(running, "SUCCESS", { by: "a", at, result: "1" })]), [true]);
+      assert.equal((await b.state.get(invs[0]!.id))?.status, "SUCCESS");
+    }));
+
+    it("claims nothing to start for a retired runner, and a started claim is recovered like a run", withBackend(async (b) => {
+      const at = Date.now();
+      const inv = newInvocation("t", [], at);
+      await b.orchestrator.register([inv]);
+      await b.orchestrator.retireRunners(["d"], "stopped", at);
+      assert.equal((await b.broker.claim("d", 1, at, { start: true })).length, 0);
+      const [claimed] = await b.broker.claim("a", 1, at, { start: true });
+      assert.equal(claimed?.attempt, 1);
+      await b.orchestrator.retireRunners(["a"], "dead", at);
+      const recovery = planRecovery({ id: inv.id, status: "RUNNING", attempt: 1, owner: "a" }, "recoverer", at);
+      assert.deepEqual(await b.orchestrator.transition(recovery), [true, true]);
+      const [again] = await b.broker.claim("b", 1, at, { start: true });
+      assert.equal(again?.attempt, 2, "the next start is a new attempt");
+      const late = planTransition({ id: inv.id, status: "RUNNING", attempt: 1, owner: "a" }, "SUCCESS", { by: "a", at, result: "1" });
+      assert.deepEqual(await b.orchestrator.transition([late]), [false], "the dead runner's result is refused");
+    }));
+
     it("does not claim before readyAt", withBackend(async (b) => {
       const now = Date.now();
       const inv = { ...newInvocation("t", [], now), readyAt: now + 60_000 };

@@ -1,4 +1,5 @@
-import type { Broker } from "../../ports/backend.js";
+import { CLAIMED_STATUS, STARTED_STATUS } from "../../core/status.js";
+import type { Broker, ClaimOptions } from "../../ports/backend.js";
 import type { ClaimedInvocation } from "../../ports/records.js";
 import type { MemoryStore } from "./memory-store.js";
 
@@ -8,7 +9,7 @@ export class MemoryBroker implements Broker {
     this.#store = store;
   }
 
-  async claim(runnerId: string, max: number, now: number): Promise<ClaimedInvocation[]> {
+  async claim(runnerId: string, max: number, now: number, options: ClaimOptions = {}): Promise<ClaimedInvocation[]> {
     const store = this.#store;
     const claimed: ClaimedInvocation[] = [];
     const runner = store.runners.get(runnerId);
@@ -18,12 +19,13 @@ export class MemoryBroker implements Broker {
       const record = store.invocations.get(id);
       if (!record || record.readyAt === null || record.readyAt > now) continue;
       store.ready.delete(id);
-      store.setStatus(record, "PENDING");
       record.owner = runnerId;
       record.attempt += 1;
       record.readyAt = null;
       record.updatedAt = now;
-      store.addHistory(id, "PENDING", now, record.attempt, runnerId);
+      store.addHistory(id, CLAIMED_STATUS, now, record.attempt, runnerId);
+      if (options.start) store.addHistory(id, STARTED_STATUS, now, record.attempt, runnerId);
+      store.setStatus(record, options.start ? STARTED_STATUS : CLAIMED_STATUS);
       claimed.push({
         id,
         taskId: record.taskId,

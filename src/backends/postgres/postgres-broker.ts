@@ -1,17 +1,15 @@
-import { CLAIMABLE_STATUSES, STATUSES, STATUS_TABLE, type Status } from "../../core/status.js";
-import type { Broker } from "../../ports/backend.js";
+import { CLAIMABLE_STATUSES, CLAIMED_STATUS, STARTED_STATUS } from "../../core/status.js";
+import type { Broker, ClaimOptions } from "../../ports/backend.js";
 import type { ClaimedInvocation } from "../../ports/records.js";
 import type { PostgresConnection } from "./postgres-connection.js";
 import type { PostgresListener } from "./postgres-listener.js";
-
-/** The status a claim moves an invocation to: the one whose entry makes the claimer its owner. */
-const CLAIMED: Status = STATUSES.find((s) => STATUS_TABLE[s].acquires === true)!;
 
 /**
  * One statement: lock the runner's row (a retire waits for the claim, or the claim sees the
  * retire), pick the oldest ready invocations nobody else is locking (SKIP LOCKED: concurrent
  * claims take different rows instead of queueing on each other), and make each the runner's at
- * the next attempt, with its history entry. The rows come back in queue order.
+ * the next attempt, with its history entry; a claim to start ($7, the status it ends in, differs
+ * from $6) also goes on to that status with a second entry. The rows come back in queue order.
  */
 const CLAIM = {
   name: "nenc_claim",
@@ -25,8 +23,10 @@ const CLAIM = {
       LIMIT $4
       FOR UPDATE SKIP LOCKED
     ), claimed AS (
-      UPDATE nenc.invocations i SET status = $6::text, owner = $2, attempt = i.attempt + 1, ready_at = NULL, updated_at = $3,
+      UPDATE nenc.invocations i SET status = $7::text, owner = $2, attempt = i.attempt + 1, ready_at = NULL, updated_at = $3,
         history = i.history || jsonb_build_array(jsonb_build_array($6::text, $3::bigint, i.attempt + 1, $2::text))
+          || CASE WHEN $7::text = $6::text THEN '[]'::jsonb
+             ELSE jsonb_build_array(jsonb_build_array($7::text, $3::bigint, i.attempt + 1, $2::text)) END
       FROM picked p
       WHERE i.app_id = $1 AND i.id = p.id
       RETURNING i.id, i.task_id, i.args, i.attempt, i.retries, i.parent_id, p.ready_at AS queued_at, p.seq AS queued_seq
@@ -56,9 +56,10 @@ export class PostgresBroker implements Broker {
     this.#listener = listener;
   }
 
-  async claim(runnerId: string, max: number, now: number): Promise<ClaimedInvocation[]> {
+  async claim(runnerId: string, max: number, now: number, options: ClaimOptions = {}): Promise<ClaimedInvocation[]> {
     if (max <= 0) return [];
-    const rows = await this.#db.query<ClaimedRow>(CLAIM, [this.#db.appId, runnerId, now, max, CLAIMABLE_STATUSES, CLAIMED]);
+    const ends = options.start ? STARTED_STATUS : CLAIMED_STATUS;
+    const rows = await this.#db.query<ClaimedRow>(CLAIM, [this.#db.appId, runnerId, now, max, CLAIMABLE_STATUSES, CLAIMED_STATUS, ends]);
     return rows.map((row) => ({
       id: row.id,
       taskId: row.task_id,

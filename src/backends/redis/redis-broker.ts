@@ -1,4 +1,4 @@
-import type { Broker } from "../../ports/backend.js";
+import type { Broker, ClaimOptions } from "../../ports/backend.js";
 import { WakeUps } from "../../ports/wake-ups.js";
 import type { ClaimedInvocation } from "../../ports/records.js";
 import type { Redis } from "ioredis";
@@ -8,7 +8,9 @@ import { RedisUnreachableError, type RedisClient } from "./redis-client.js";
  * The queue is a sorted set of claimable invocations scored by readyAt (ties in creation order);
  * a claim is one script. A claim whose reply was lost with the connection is "in doubt": its
  * token goes with the runner's next claim, which hands out again whatever it took and the runner
- * still holds at that attempt, so nothing is stranded PENDING under a live runner.
+ * still holds at that attempt, so nothing is stranded under a live runner. They come back in the
+ * state the next claim asks for: a claim to start starts those still PENDING and takes those it
+ * already started; a plain claim takes only those still PENDING.
  *
  * Wake-ups come over pub/sub on a connection of their own, opened on the first subscribe.
  */
@@ -22,14 +24,14 @@ export class RedisBroker implements Broker {
     this.#client = client;
   }
 
-  async claim(runnerId: string, max: number, now: number): Promise<ClaimedInvocation[]> {
+  async claim(runnerId: string, max: number, now: number, options?: ClaimOptions): Promise<ClaimedInvocation[]> {
     const earlier = this.#inDoubt.get(runnerId) ?? [];
     if (max <= 0 && earlier.length === 0) return [];
     this.#inDoubt.delete(runnerId);
     const token = this.#client.token();
     let reply: string[];
     try {
-      reply = JSON.parse((await this.#client.run("nencClaim", token, [runnerId, String(max), String(now), ...earlier])) as string) as string[];
+      reply = JSON.parse((await this.#client.run("nencClaim", token, [runnerId, String(max), String(now), options?.start ? "1" : "0", ...earlier])) as string) as string[];
     } catch (error) {
       this.#inDoubt.set(runnerId, error instanceof RedisUnreachableError ? [...earlier, token] : earlier);
       throw error;

@@ -1,9 +1,10 @@
-import { CLAIMABLE_STATUSES, FINAL_STATUSES, STATUSES, STATUS_TABLE, type Status } from "../../core/status.js";
+import { CLAIMABLE_STATUSES, CLAIMED_STATUS, FINAL_STATUSES, STARTED_STATUS, STATUSES, STATUS_TABLE, type Status } from "../../core/status.js";
 
 /**
  * The Lua scripts of the Redis backend: every write that touches an invocation is one of these,
  * run atomically on the server. They only store and compare-and-set; which statuses are claimable,
- * final or acquired by a claim is generated from core's STATUS_TABLE when the text is built.
+ * final, entered by a claim or by a claim to start is generated from core's status table when the
+ * text is built.
  *
  * Conventions shared by all scripts:
  * - KEYS[1] is the app's key prefix (its hash tag routes the call); keys are built from it.
@@ -28,12 +29,6 @@ const DONE_TTL_MS = 24 * 60 * 60 * 1000;
 /** The status a new invocation starts in (the port's contract for register). */
 const REGISTERED: Status = "REGISTERED";
 
-function acquiredStatus(): Status {
-  const acquiring = STATUSES.filter((s) => STATUS_TABLE[s].acquires === true);
-  if (acquiring.length !== 1 || !acquiring[0]) throw new Error("the status table must have exactly one status a claim enters");
-  return acquiring[0];
-}
-
 function luaSet(statuses: readonly Status[]): string {
   return `{${statuses.map((s) => `${s} = true`).join(", ")}}`;
 }
@@ -57,7 +52,8 @@ const PRELUDE = `
 local P = KEYS[1]
 local CLAIMABLE = ${luaSet(CLAIMABLE_STATUSES)}
 local FINAL = ${luaSet(FINAL_STATUSES)}
-local ACQUIRED = '${acquiredStatus()}'
+local CLAIMED = '${CLAIMED_STATUS}'
+local STARTED = '${STARTED_STATUS}'
 local REGISTERED = '${REGISTERED}'
 local function num(x) return string.format('%.17g', x) end
 local function member(seq, id) return string.format('%016d', tonumber(seq)) .. id end
@@ -167,37 +163,57 @@ return 'OK'
 `;
 
 /**
- * claim: ARGV[3] runnerId, ARGV[4] max, ARGV[5] now, ARGV[6..] tokens of earlier claims by this
- * runner whose replies were lost. Their invocations still held at the claimed attempt are handed
- * out again first, then up to max in all are claimed from the ready set, oldest readyAt first.
- * A runner that is unknown, stopped or dead claims nothing.
+ * claim: ARGV[3] runnerId, ARGV[4] max, ARGV[5] now, ARGV[6] '1' to start what it claims ('0' not
+ * to), ARGV[7..] tokens of earlier claims by this runner whose replies were lost. Their
+ * invocations still held at the claimed attempt are handed out again first, in the state this
+ * claim asks for, then up to max in all are claimed from the ready set, oldest readyAt first.
+ * Each claimed one enters CLAIMED (attempt bumped, owner runnerId); with start it goes on to
+ * STARTED at the same time, a second history entry. A runner that is unknown, stopped or dead
+ * claims nothing.
  * Reply: JSON, 6 strings per invocation: id, taskId, args, attempt, retries, parentId ('' for none).
  */
 const CLAIM = `
-local token, runner, max, now = ARGV[1], ARGV[3], tonumber(ARGV[4]), ARGV[5]
+local token, runner, max, now, start = ARGV[1], ARGV[3], tonumber(ARGV[4]), ARGV[5], ARGV[6] == '1'
 local out, ledger = {}, {}
+local index = Index.new()
 local function hand(id, taskId, args, attempt, retries, parent)
   local o = #out
   out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5], out[o + 6] = id, taskId, args, attempt, retries, parent or ''
   ledger[#ledger + 1] = id
   ledger[#ledger + 1] = attempt
 end
+-- Move one this runner holds in CLAIMED at attempt on to STARTED; h is its history length so far.
+local function begin(k, id, seq, h, attempt)
+  h = h + 1
+  redis.call('HSET', k, 'status', STARTED, 'updatedAt', now, 'hn', h, 'h' .. h, history(STARTED, now, attempt, runner))
+  index:move(id, seq, CLAIMED, STARTED, '')
+end
+-- Hand out again what the claim of token t took and this runner still holds at that attempt: a
+-- start claim starts those still CLAIMED and takes STARTED ones as they are (a lost start claim's
+-- own); a plain claim takes only those still CLAIMED.
 local function redeliver(t)
   local v = redis.call('GET', P .. 'done:' .. t)
   if not v then return false end
   local list = cjson.decode(v)
   for i = 1, #list, 2 do
     local id, attempt = list[i], list[i + 1]
-    local r = redis.call('HMGET', P .. 'inv:' .. id, 'status', 'owner', 'attempt', 'taskId', 'args', 'retries', 'parentId')
-    if r[1] == ACQUIRED and r[2] == runner and r[3] == attempt then hand(id, r[4], r[5], attempt, r[6], r[7]) end
+    local k = P .. 'inv:' .. id
+    local r = redis.call('HMGET', k, 'status', 'owner', 'attempt', 'taskId', 'args', 'retries', 'parentId', 'seq', 'hn')
+    if r[2] == runner and r[3] == attempt and (r[1] == CLAIMED or (start and r[1] == STARTED)) then
+      if start and r[1] == CLAIMED then begin(k, id, r[8], tonumber(r[9]), attempt) end
+      hand(id, r[4], r[5], attempt, r[6], r[7])
+    end
   end
   return true
 end
 local function reply() if #out == 0 then return '[]' end return cjson.encode(out) end
 local live = redis.call('HMGET', P .. 'runner:' .. runner, 'heartbeatAt', 'stoppedAt', 'deadAt')
 if not live[1] or live[2] or live[3] then return reply() end
-if token ~= '' and redeliver(token) then return reply() end
-for i = 6, #ARGV do
+if token ~= '' and redeliver(token) then
+  index:apply()
+  return reply()
+end
+for i = 7, #ARGV do
   redeliver(ARGV[i])
   redis.call('UNLINK', P .. 'done:' .. ARGV[i])
 end
@@ -205,7 +221,6 @@ local want = max - #out / 6
 if want > 0 then
   local ready = P .. 'ready'
   local members = redis.call('ZRANGEBYSCORE', ready, '-inf', now, 'LIMIT', 0, want)
-  local index = Index.new()
   for _, m in ipairs(members) do
     local id = string.sub(m, 17)
     local k = P .. 'inv:' .. id
@@ -213,16 +228,23 @@ if want > 0 then
     if r[1] and CLAIMABLE[r[1]] then
       local attempt = num(tonumber(r[2]) + 1)
       local h = tonumber(r[8]) + 1
-      redis.call('HSET', k, 'status', ACQUIRED, 'owner', runner, 'attempt', attempt, 'updatedAt', now, 'readyAt', '',
-        'hn', h, 'h' .. h, history(ACQUIRED, now, attempt, runner))
-      index:move(id, r[7], r[1], ACQUIRED, '')
+      if start then
+        -- One write for both steps: CLAIMED at h, STARTED at h + 1.
+        redis.call('HSET', k, 'status', STARTED, 'owner', runner, 'attempt', attempt, 'updatedAt', now, 'readyAt', '',
+          'hn', h + 1, 'h' .. h, history(CLAIMED, now, attempt, runner), 'h' .. (h + 1), history(STARTED, now, attempt, runner))
+        index:move(id, r[7], r[1], STARTED, '')
+      else
+        redis.call('HSET', k, 'status', CLAIMED, 'owner', runner, 'attempt', attempt, 'updatedAt', now, 'readyAt', '',
+          'hn', h, 'h' .. h, history(CLAIMED, now, attempt, runner))
+        index:move(id, r[7], r[1], CLAIMED, '')
+      end
       hand(id, r[3], r[4], attempt, r[5], r[6])
     else
       redis.call('ZREM', ready, m)
     end
   end
-  index:apply()
 end
+index:apply()
 if #ledger > 0 then remember(token, cjson.encode(ledger)) end
 return reply()
 `;
