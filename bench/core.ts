@@ -4,9 +4,12 @@
  *   processed/s          10,000 no-op tasks: draining a full queue with 1 and 2 worker processes,
  *                        and with enqueueing and work overlapping (1 process)
  *   latency p50/p99      enqueue to RUNNING with an idle worker (200 single invocations, spaced)
- *   idle CPU             an idle worker process over 10 s (all threads)
+ *   idle CPU             an idle worker process over 30 s from 1 s after it started (all threads:
+ *                        its steady cost plus the one-off collections V8 makes once it goes idle)
  *   kill to re-run       SIGKILL a worker running 3 tasks; seconds until another worker re-runs each
- * Options: --backends memory,sqlite  --tasks 10000
+ * Throughput figures are the median of --repeat runs (default 3), the runs of the three phases
+ * interleaved so that a busy moment of the machine does not fall on one phase only.
+ * Options: --backends memory,sqlite  --tasks 10000  --repeat 3
  * Memory lives in one process, so its worker runs in the bench process and has no kill figure.
  */
 import { mkdtempSync, rmSync } from "node:fs";
@@ -23,7 +26,9 @@ const option = (name: string, fallback: string) => {
 };
 const backends = option("backends", "memory,sqlite").split(",");
 const TASKS = Number(option("tasks", "10000"));
+const REPEAT = Number(option("repeat", "3"));
 const TASK_MODULE = "bench/tasks.ts";
+const IDLE_WINDOW_MS = 30_000;
 
 interface Figures {
   enqueueBatch: number;
@@ -130,7 +135,7 @@ async function latencyAndIdle(env: Env): Promise<[number, number, number]> {
   const pid = workers.pids[0]!;
   const cpu0 = cpuSeconds(pid);
   const wall0 = performance.now();
-  await sleep(10_000);
+  await sleep(IDLE_WINDOW_MS);
   const idle = ((cpuSeconds(pid) - cpu0) / ((performance.now() - wall0) / 1000)) * 100;
   const latencies: number[] = [];
   for (let i = 0; i < 200; i++) {
@@ -182,9 +187,16 @@ async function measure(kind: string): Promise<Figures> {
   const env: Env = { NENC_BACKEND: kind, NENC_APP_ID: `bench-${process.pid}`, NENC_SQLITE_PATH: join(dir, "bench.sqlite") };
   try {
     const [enqueueBatch, enqueueSingle] = await enqueueRates(env);
-    const drain1 = await drain(env, 1);
-    const drain2 = kind === "memory" ? NaN : await drain(env, 2);
-    const overlap1 = await overlap(env);
+    const runs: { drain1: number[]; drain2: number[]; overlap1: number[] } = { drain1: [], drain2: [], overlap1: [] };
+    for (let i = 0; i < REPEAT; i++) {
+      runs.drain1.push(await drain(env, 1));
+      runs.drain2.push(kind === "memory" ? NaN : await drain(env, 2));
+      runs.overlap1.push(await overlap(env));
+    }
+    process.stderr.write(`  ${kind} runs: ${JSON.stringify(runs)}\n`);
+    const drain1 = median(runs.drain1);
+    const drain2 = median(runs.drain2);
+    const overlap1 = median(runs.overlap1);
     const [latencyP50, latencyP99, idleCpuPct] = await latencyAndIdle(env);
     const kill = kind === "memory" ? [] : await killToRerun(env);
     return { enqueueBatch, enqueueSingle, drain1, drain2, overlap1, latencyP50, latencyP99, idleCpuPct, killToRerun: kill };
@@ -210,9 +222,9 @@ for (const kind of backends) {
 const rows: [string, (f: Figures) => string][] = [
   ["enqueue/s, parallelize (batches of 100)", (f) => fmt(f.enqueueBatch)],
   ["enqueue/s, invoke one at a time", (f) => fmt(f.enqueueSingle)],
-  [`processed/s, drain ${TASKS} no-op, 1 worker process`, (f) => fmt(f.drain1)],
-  [`processed/s, drain ${TASKS} no-op, 2 worker processes`, (f) => fmt(f.drain2)],
-  [`processed/s, ${TASKS} no-op, enqueue and work overlapping, 1 process`, (f) => fmt(f.overlap1)],
+  [`processed/s, drain ${TASKS} no-op, 1 worker process (median of ${REPEAT})`, (f) => fmt(f.drain1)],
+  [`processed/s, drain ${TASKS} no-op, 2 worker processes (median of ${REPEAT})`, (f) => fmt(f.drain2)],
+  [`processed/s, ${TASKS} no-op, enqueue and work overlapping, 1 process (median of ${REPEAT})`, (f) => fmt(f.overlap1)],
   ["enqueue to RUNNING p50 (ms), idle worker", (f) => fmt(f.latencyP50, 1)],
   ["enqueue to RUNNING p99 (ms), idle worker", (f) => fmt(f.latencyP99, 1)],
   ["idle worker CPU (%)", (f) => fmt(f.idleCpuPct, 2)],

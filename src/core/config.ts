@@ -52,7 +52,7 @@ const names: Parser<string[]> = (raw) => {
   if (!Array.isArray(list) || !list.every((s) => typeof s === "string")) {
     throw new Error(`expected a list of error class names, got ${show(raw)}`);
   }
-  return list as string[];
+  return list;
 };
 
 function show(raw: unknown): string {

@@ -142,9 +142,15 @@ function decode(value: Json): unknown {
   }
 }
 
+/** A decoded error's text field: a string as it is, another JSON value as JSON. */
+function textOf(value: Json | undefined, fallback: string): string {
+  if (value === undefined || value === null) return fallback;
+  return typeof value === "string" ? value : JSON.stringify(value);
+}
+
 function decodeError(v: Record<string, Json>): Error {
-  const error = new Error(String(v["message"] ?? ""));
-  error.name = String(v["name"] ?? "Error");
+  const error = new Error(textOf(v["message"], ""));
+  error.name = textOf(v["name"], "Error");
   error.stack = typeof v["stack"] === "string" ? v["stack"] : `${error.name}: ${error.message}`;
   const extra = v["extra"];
   if (extra && typeof extra === "object" && !Array.isArray(extra)) {

@@ -22,7 +22,7 @@ export async function createBackend(config: AppConfig): Promise<Backend> {
       return createRedisBackend({ url: config.redisUrl, appId: config.appId });
     }
     default:
-      throw new Error(`backend ${config.backend} is not available in this build of nenc`);
+      throw new Error(`backend ${String(config.backend)} is not available in this build of nenc`);
   }
 }
 

@@ -184,7 +184,7 @@ export class ProcessExecutor implements Executor {
     if (!(error instanceof Error) || !className) return error;
     const retryClasses = this.#app.getTask(taskId)?.retryPolicy.retryFor.filter((kind) => typeof kind === "function") ?? [];
     const known = [...NENC_ERRORS, ...retryClasses].find((kind) => kind.name === className);
-    if (known) Object.setPrototypeOf(error, known.prototype);
+    if (known) Object.setPrototypeOf(error, known.prototype as object);
     return error;
   }
 }

@@ -38,7 +38,7 @@ interface Active {
   /** The task has returned; only its final write is pending. */
   finishing: boolean;
   readonly claimed: ClaimedInvocation;
-  readonly abort: AbortController;
+  readonly abort: LazyAbort;
 }
 
 /**
@@ -302,7 +302,7 @@ export class Worker {
   }
 
   #begin(invocation: ClaimedInvocation): void {
-    const active: Active = { state: this.#startedState(invocation), claimed: invocation, abort: new AbortController(), finishing: false };
+    const active: Active = { state: this.#startedState(invocation), claimed: invocation, abort: new LazyAbort(), finishing: false };
     this.#active.set(invocation.id, active);
     this.#runningCount++;
     void this.#execute(active).catch((error) => this.#warn(`invocation ${invocation.id} could not be finished`, error));
@@ -332,7 +332,7 @@ export class Worker {
       } finally {
         leaveSlot();
       }
-      if (active.abort.signal.aborted) return;
+      if (active.abort.aborted) return;
       crashPoint("result");
       await this.#finish(active, outcome);
     } finally {
@@ -373,11 +373,11 @@ export class Worker {
     to: Status,
     extra: { result?: string; error?: string; retries?: number; readyAt?: number } = {},
   ): Promise<boolean> {
-    if (active.abort.signal.aborted) return false;
+    if (active.abort.aborted) return false;
     const request = planTransition(active.state, to, { by: this.#runnerId, at: this.#app.clock.now(), ...extra });
     active.state = afterTransition(request);
     if (await this.#write(request)) return true;
-    if (!active.abort.signal.aborted) {
+    if (!active.abort.aborted) {
       active.abort.abort();
       this.#app.logger.warn(`nenc: ${active.claimed.taskId} ${active.claimed.id} attempt ${request.attempt} was taken from this runner; its ${to} was not recorded`);
     }
@@ -427,9 +427,11 @@ export class Worker {
       taskId: claimed.taskId,
       attempt: active.state.attempt,
       runnerId,
-      signal: active.abort.signal,
+      get signal() {
+        return active.abort.signal;
+      },
       log: (level: LogLevel, message: string) => {
-        if (active.abort.signal.aborted) return;
+        if (active.abort.aborted) return;
         this.#batcher.log({ invocationId: claimed.id, attempt: active.state.attempt, runnerId, at: this.#app.clock.now(), level, message });
       },
     };
@@ -437,6 +439,33 @@ export class Worker {
 
   #warn(what: string, error: unknown): void {
     this.#app.logger.warn(`nenc: ${what}: ${error instanceof Error ? error.message : String(error)}`);
+  }
+}
+
+/**
+ * An abort that makes its AbortController only when a task asks for the signal: most tasks never
+ * do, and a controller per invocation is a measurable share of a no-op task's cost.
+ */
+class LazyAbort {
+  #aborted = false;
+  #controller: AbortController | undefined;
+
+  get aborted(): boolean {
+    return this.#aborted;
+  }
+
+  get signal(): AbortSignal {
+    if (!this.#controller) {
+      this.#controller = new AbortController();
+      if (this.#aborted) this.#controller.abort();
+    }
+    return this.#controller.signal;
+  }
+
+  abort(): void {
+    if (this.#aborted) return;
+    this.#aborted = true;
+    this.#controller?.abort();
   }
 }
 

@@ -167,11 +167,11 @@ function startWorker(setup: Setup, options: { isolated?: boolean; concurrency?: 
     stdio: ["ignore", "pipe", "pipe"],
   });
   let stderr = "";
-  child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+  child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   const runnerId = new Promise<string>((resolve, reject) => {
     let out = "";
-    child.stdout!.on("data", (chunk: Buffer) => {
+    child.stdout.on("data", (chunk: Buffer) => {
       out += chunk.toString();
       const match = /runner (\S+)\n/.exec(out);
       if (match) resolve(match[1]!);
@@ -221,7 +221,7 @@ await backend.close();
         (child) =>
           new Promise<{ code: number | null; stderr: string }>((resolve) => {
             let stderr = "";
-            child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+            child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
             child.once("exit", (code) => resolve({ code, stderr }));
           }),
       ),

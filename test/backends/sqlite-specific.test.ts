@@ -74,22 +74,22 @@ describe("sqlite: one file per app", () => {
     );
   });
 
-  it("refuses a file written by a newer schema, and an SQLite file nenc did not create", () => {
+  it("refuses a file written by a newer schema, and an SQLite file nenc did not create", async () => {
     const newer = freshPath();
-    createSqliteBackend({ path: newer, appId: "app" }).close();
+    await createSqliteBackend({ path: newer, appId: "app" }).close();
     tamper(newer, `PRAGMA user_version = ${SCHEMA_VERSION + 1}`);
     assert.throws(() => createSqliteBackend({ path: newer, appId: "app" }), /newer than this nenc understands/);
 
     const foreign = freshPath();
-    createSqliteBackend({ path: foreign, appId: "app" }).close();
+    await createSqliteBackend({ path: foreign, appId: "app" }).close();
     const other = join(dir, "foreign.sqlite");
     tamper(other, "CREATE TABLE customers (id INTEGER PRIMARY KEY)");
     assert.throws(() => createSqliteBackend({ path: other, appId: "app" }), /did not create/);
   });
 
-  it("refuses a file whose tables do not match its schema version, saying so", () => {
+  it("refuses a file whose tables do not match its schema version, saying so", async () => {
     const path = freshPath();
-    createSqliteBackend({ path, appId: "app" }).close();
+    await createSqliteBackend({ path, appId: "app" }).close();
     tamper(path, "DROP TRIGGER invocations_history");
     tamper(path, "ALTER TABLE invocations DROP COLUMN changes");
     assert.throws(() => createSqliteBackend({ path, appId: "app" }), /does not have the tables of nenc schema version/);
@@ -162,7 +162,7 @@ describe("sqlite: damaged rows", () => {
     const [claimed] = await backend.broker.claim("r", 1, Date.now());
     assert.equal(claimed?.id, "inv-1");
     assert.equal(typeof claimed?.args, "string");
-    assert.throws(() => JSON.parse(claimed!.args) as unknown);
+    assert.throws(() => JSON.parse(claimed.args) as unknown);
   });
 
   it("history and logs leave out a damaged entry and keep the rest", async () => {

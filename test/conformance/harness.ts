@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { inspect } from "node:util";
 import type { Clock } from "../../src/core/clock.js";
 import { Nenc, type NencOptions } from "../../src/runtime/app.js";
 import type { Backend } from "../../src/ports/backend.js";
@@ -55,7 +56,7 @@ export async function eventually<T>(
     } catch (error) {
       last = error;
     }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${last instanceof Error ? String(last) : inspect(last)}` : ""}`);
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
 }

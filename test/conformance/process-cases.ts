@@ -88,7 +88,7 @@ export function processCases(fixture: BackendFixture): void {
           assert.equal(record.status, "SUCCESS");
           assert.equal(record.attempt, attempt);
           const history = await inv.history();
-          assert.equal(history.filter((h) => h.status === "SUCCESS").length, 1, `one SUCCESS in ${statuses(history)}`);
+          assert.equal(history.filter((h) => h.status === "SUCCESS").length, 1, `one SUCCESS in ${statuses(history).join(", ")}`);
           assert.deepEqual(runnersOf(history, "SUCCESS"), [rescuer.runnerId]);
           // Every run of the body is its own attempt, and the stored result is the last one's.
           const runs = readLines(markers);
@@ -96,7 +96,7 @@ export function processCases(fixture: BackendFixture): void {
           assert.equal(new Set(runs.map((line) => line.split(":")[1])).size, runs.length, `distinct attempts: ${runs.join(", ")}`);
           assert.equal(runs.at(-1)?.split(":")[1], String(attempt));
           // A worker claims to start: every crash point lies after RUNNING was recorded.
-          assert.ok(statuses(history).includes("RUNNING_RECOVERY"), `RUNNING_RECOVERY in ${statuses(history)}`);
+          assert.ok(statuses(history).includes("RUNNING_RECOVERY"), `RUNNING_RECOVERY in ${statuses(history).join(", ")}`);
           assert.equal((await rescuer.stop()).code, 0);
         }));
       }
@@ -151,7 +151,7 @@ export function processCases(fixture: BackendFixture): void {
       assert.ok(logs.filter((line) => !mine.includes(line)).every((line) => line.attempt === 2 && line.message.includes(`pid=${rescuer.pid}`)));
       const history = await inv.history();
       const recoveredAt = history.find((h) => h.status === "RUNNING_RECOVERY")?.at;
-      assert.ok(recoveredAt !== undefined, `recovered: ${statuses(history)}`);
+      assert.ok(recoveredAt !== undefined, `recovered: ${statuses(history).join(", ")}`);
       const late = history.filter((h) => h.runnerId === paused.runnerId && h.at >= recoveredAt);
       assert.deepEqual(late, [], "history entries by the paused runner after its recovery");
       assert.deepEqual(runnersOf(history, "SUCCESS"), [rescuer.runnerId]);

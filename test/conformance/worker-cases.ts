@@ -172,6 +172,31 @@ export function workerCases(fixture: BackendFixture): void {
       }
     });
 
+    it("aborts the signal of a task whose worker stops, so the task can stop early", async () => {
+      const { app } = await openApp(fixture);
+      let seen: string | undefined;
+      const watcher = app.task("watchAbort", async () => {
+        const signal = app.current()!.signal;
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, 10_000);
+          signal.addEventListener("abort", () => (clearTimeout(timer), resolve()), { once: true });
+        });
+        seen = signal.aborted ? "aborted" : "timed out";
+        return seen;
+      });
+      try {
+        const worker = await app.startWorker({ concurrency: 1, heartbeat: "inline" });
+        const inv = await watcher.invoke();
+        await eventually(async () => (await inv.status()) === "RUNNING", "it to run");
+        await worker.stop();
+        await eventually(async () => seen !== undefined, "the task to see its signal");
+        assert.equal(seen, "aborted");
+        assert.equal(await inv.status(), "REROUTED");
+      } finally {
+        await app.close();
+      }
+    });
+
     it("drops the work of a runner declared dead: it writes nothing more and carries on as a new runner", async () => {
       const opened = await openApp(fixture, { extra: { heartbeatIntervalMs: 50 } });
       const { app, backend } = opened;

@@ -18,7 +18,7 @@ describe("serializer", () => {
 
   it("carries errors with their name, message, stack and own fields", () => {
     const error = Object.assign(new TypeError("nope"), { code: "E_NOPE" });
-    const back = roundTrip(error) as TypeError & { code: string };
+    const back = roundTrip<TypeError & { code: string }>(error);
     assert.ok(back instanceof Error);
     assert.equal(back.name, "TypeError");
     assert.equal(back.message, "nope");

@@ -7,12 +7,13 @@ it("types flow from the task function to invoke and result", () => {
   const app = new Nenc({ backend: "memory", configFile: null });
   const slowTask = app.task("slowTask", async (taskNum: number): Promise<string> => `task_${taskNum}_completed`);
   const pair = app.task("pair", (a: string, b: { n: bigint }) => [a, b.n] as const);
-  expectTypeOf(slowTask.invoke).parameters.toEqualTypeOf<[number]>();
-  expectTypeOf(slowTask.invoke).returns.resolves.toEqualTypeOf<Invocation<string>>();
+  // Methods are checked by their types (`typeof`), not taken off their objects.
+  expectTypeOf<typeof slowTask.invoke>().parameters.toEqualTypeOf<[number]>();
+  expectTypeOf<typeof slowTask.invoke>().returns.resolves.toEqualTypeOf<Invocation<string>>();
   expectTypeOf<ReturnType<Invocation<string>["result"]>>().toEqualTypeOf<Promise<string>>();
   expectTypeOf<ReturnType<Invocation<string>["status"]>>().toEqualTypeOf<Promise<Status>>();
-  expectTypeOf(pair.parallelize).parameters.toEqualTypeOf<[Iterable<[string, { n: bigint }]>]>();
-  expectTypeOf(app.invocation<number>("id").result).returns.toEqualTypeOf<Promise<number>>();
+  expectTypeOf<typeof pair.parallelize>().parameters.toEqualTypeOf<[Iterable<[string, { n: bigint }]>]>();
+  expectTypeOf<ReturnType<typeof app.invocation<number>>["result"]>().returns.toEqualTypeOf<Promise<number>>();
   const wrong = async () => {
     // @ts-expect-error a string is not a number
     await slowTask.invoke("x");

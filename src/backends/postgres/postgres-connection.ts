@@ -219,7 +219,7 @@ function numericBigints(driver: Driver): CustomTypesConfig {
   const INT8 = 20;
   return {
     getTypeParser: ((oid: number, format?: "text" | "binary") =>
-      oid === INT8 ? (value: string) => Number(value) : driver.types.getTypeParser(oid, format)) as CustomTypesConfig["getTypeParser"],
+      oid === INT8 ? (value: string) => Number(value) : (driver.types.getTypeParser(oid, format) as (value: string) => unknown)) as CustomTypesConfig["getTypeParser"],
   };
 }
 

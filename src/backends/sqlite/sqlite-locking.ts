@@ -50,11 +50,11 @@ export class SqliteLocking {
 
   /** Build `fn` as one IMMEDIATE transaction, retried while the write lock is taken. */
   writer<A extends unknown[], R>(fn: (...args: A) => R): (...args: A) => Eventually<R> {
-    const transaction = this.#db.transaction(fn).immediate as (...args: A) => R;
+    const transaction = this.#db.transaction(fn);
     return (...args: A) =>
       this.#retry(() => {
         this.endRead();
-        return transaction(...args);
+        return transaction.immediate(...args);
       });
   }
 

@@ -141,7 +141,12 @@ function asText(value: unknown): string {
 function describe(value: unknown): string {
   if (Buffer.isBuffer(value)) return `a ${value.length}-byte blob`;
   if (value === null) return "NULL";
-  const text = typeof value === "string" ? JSON.stringify(value) : `${typeof value} ${String(value)}`;
+  const text =
+    typeof value === "string"
+      ? JSON.stringify(value)
+      : typeof value === "number" || typeof value === "bigint" || typeof value === "boolean"
+        ? `${typeof value} ${value}`
+        : typeof value;
   return text.length > 80 ? `${text.slice(0, 77)}...` : text;
 }
 
