@@ -3,13 +3,14 @@ import { randomUUID } from "node:crypto";
 import { describe, it } from "node:test";
 import { createPostgresBackend } from "../../src/backends/postgres/postgres-backend.js";
 import { runConformance } from "../conformance/suite.js";
-import { newInvocation, remoteRunner } from "../conformance/harness.js";
+import { newInvocation, purgeApps, remoteRunner } from "../conformance/harness.js";
 
 const url = "postgres://127.0.0.1:5432/test";
 
 runConformance({
   name: "postgres",
   env: () => ({ NENC_BACKEND: "postgres", NENC_POSTGRES_URL: url, NENC_APP_ID: `test-${randomUUID()}` }),
+  cleanUp: purgeApps,
 });
 
 describe("postgres: apps sharing one server", () => {

@@ -10,6 +10,20 @@ export interface BackendFixture {
   readonly name: string;
   /** Each call: a new app nobody else uses (new file, new appId...). Child processes get the same vars. */
   env(): Record<string, string>;
+  /** Remove what the suite's apps left behind (the env of each app it opened), once it is done. */
+  cleanUp?(envs: readonly Record<string, string>[]): Promise<void>;
+}
+
+/** Purge each app's data: the clean-up of a backend on a shared server. */
+export async function purgeApps(envs: readonly Record<string, string>[]): Promise<void> {
+  for (const env of envs) {
+    const app = new Nenc({ env: { NENC_LOG_TO_CONSOLE: "false", ...env }, configFile: null });
+    try {
+      await (await app.backend()).state.purge();
+    } finally {
+      await app.close();
+    }
+  }
 }
 
 export interface TestApp {

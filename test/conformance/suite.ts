@@ -1,3 +1,4 @@
+import { after } from "node:test";
 import type { BackendFixture } from "./harness.js";
 import { processCases } from "./process-cases.js";
 import { recoveryCases } from "./recovery-cases.js";
@@ -11,9 +12,20 @@ export type { BackendFixture } from "./harness.js";
  * this; cases that need a capability check it on the backend and say why they do not apply.
  */
 export function runConformance(fixture: BackendFixture): void {
-  stateCases(fixture);
-  recoveryCases(fixture);
-  workerCases(fixture);
+  const opened: Record<string, string>[] = [];
+  const tracked: BackendFixture = {
+    name: fixture.name,
+    env: () => {
+      const env = fixture.env();
+      opened.push(env);
+      return env;
+    },
+  };
+  stateCases(tracked);
+  recoveryCases(tracked);
+  workerCases(tracked);
   // Real worker processes and signals; each case checks capability sharedAcrossProcesses itself.
-  processCases(fixture);
+  processCases(tracked);
+  // A test run leaves nothing behind on a shared server.
+  after(() => fixture.cleanUp?.(opened));
 }

@@ -48,6 +48,11 @@ export function indexOf(status: Status): string {
   return rule.claimable ? "ready" : rule.owned ? "owned" : `status:${status}`;
 }
 
+// The claim script writes its index changes directly (ready set to owned set), relying on this.
+if (!CLAIMABLE_STATUSES.every((s) => indexOf(s) === "ready") || indexOf(CLAIMED_STATUS) !== "owned" || indexOf(STARTED_STATUS) !== "owned") {
+  throw new Error("the Redis claim script expects claimable statuses in the ready set and claimed ones in the owned set");
+}
+
 const PRELUDE = `
 local P = KEYS[1]
 local CLAIMABLE = ${luaSet(CLAIMABLE_STATUSES)}
@@ -219,8 +224,13 @@ for i = 7, #ARGV do
 end
 local want = max - #out / 6
 if want > 0 then
+  -- Fresh claims move from the ready set to the owned set (the index groups of every claimable
+  -- status and of CLAIMED and STARTED, checked where this text is built): their index changes
+  -- are written here directly, without the general Index bookkeeping.
   local ready = P .. 'ready'
   local members = redis.call('ZRANGEBYSCORE', ready, '-inf', now, 'LIMIT', 0, want)
+  local ends = start and STARTED or CLAIMED
+  local owned, left, n = {}, {}, 0
   for _, m in ipairs(members) do
     local id = string.sub(m, 17)
     local k = P .. 'inv:' .. id
@@ -228,20 +238,28 @@ if want > 0 then
     if r[1] and CLAIMABLE[r[1]] then
       local attempt = num(tonumber(r[2]) + 1)
       local h = tonumber(r[8]) + 1
+      local claimed = CLAIMED .. '|' .. now .. '|' .. attempt .. '|' .. runner
       if start then
         -- One write for both steps: CLAIMED at h, STARTED at h + 1.
         redis.call('HSET', k, 'status', STARTED, 'owner', runner, 'attempt', attempt, 'updatedAt', now, 'readyAt', '',
-          'hn', h + 1, 'h' .. h, history(CLAIMED, now, attempt, runner), 'h' .. (h + 1), history(STARTED, now, attempt, runner))
-        index:move(id, r[7], r[1], STARTED, '')
+          'hn', h + 1, 'h' .. h, claimed, 'h' .. (h + 1), STARTED .. '|' .. now .. '|' .. attempt .. '|' .. runner)
       else
         redis.call('HSET', k, 'status', CLAIMED, 'owner', runner, 'attempt', attempt, 'updatedAt', now, 'readyAt', '',
-          'hn', h, 'h' .. h, history(CLAIMED, now, attempt, runner))
-        index:move(id, r[7], r[1], CLAIMED, '')
+          'hn', h, 'h' .. h, claimed)
       end
+      owned[#owned + 1] = r[7]
+      owned[#owned + 1] = id
+      left[r[1]] = (left[r[1]] or 0) + 1
+      n = n + 1
       hand(id, r[3], r[4], attempt, r[5], r[6])
-    else
-      redis.call('ZREM', ready, m)
     end
+  end
+  -- Every member read leaves the ready set: a claimed one, or a stale one whose invocation moved on.
+  if #members > 0 then variadic('ZREM', ready, members) end
+  if n > 0 then
+    variadic('ZADD', P .. 'owned', owned)
+    for status, count in pairs(left) do redis.call('HINCRBY', P .. 'counts', status, -count) end
+    redis.call('HINCRBY', P .. 'counts', ends, n)
   end
 end
 index:apply()
