@@ -74,6 +74,12 @@ export interface Broker {
 /** Everything stored about invocations: what handles, the CLI and the monitor read. */
 export interface StateStore {
   get(id: string): Promise<InvocationRecord | null>;
+  /**
+   * The ids among `ids` whose invocation is in a final status, each once, in one round trip;
+   * unknown ids are left out. Reads only id and status, so a row damaged elsewhere does not fail the call: the
+   * result watcher asks this of thousands of waited invocations per pass, then reads only these.
+   */
+  finalAmong(ids: readonly string[]): Promise<string[]>;
   list(filter: InvocationFilter): Promise<InvocationRecord[]>;
   history(id: string): Promise<HistoryView[]>;
   /** Store log lines, each only if its attempt is still current and owned by its runner (fenced). */

@@ -60,6 +60,9 @@ export class Nenc {
   #pollTimer: NodeJS.Timeout | undefined;
   #checking = false;
   #checkAgain = false;
+  /** No pass starts before this (performance.now()); a wake-up meanwhile is taken by #nextPass. */
+  #restUntil = 0;
+  #nextPass: NodeJS.Timeout | undefined;
   readonly #workers = new Set<Worker>();
   /** Each task's options from code, so its resolved config can be shown with sources. */
   readonly #taskCode = new Map<string, Record<string, unknown>>();
@@ -195,6 +198,8 @@ export class Nenc {
     this.#unsubscribe = undefined;
     clearInterval(this.#pollTimer);
     this.#pollTimer = undefined;
+    clearTimeout(this.#nextPass);
+    this.#nextPass = undefined;
   }
 
   async #checkWaiters(): Promise<void> {
@@ -204,32 +209,48 @@ export class Nenc {
       this.#checkAgain = true;
       return;
     }
+    const rest = this.#restUntil - performance.now();
+    if (rest > 0) {
+      this.#passIn(rest);
+      return;
+    }
     this.#checking = true;
     const started = performance.now();
     try {
       const backend = await this.backend();
       const ids = [...this.#waiters.keys()];
-      // Reads go out a chunk at a time, concurrently: one event-loop turn per chunk, not per id.
+      // One call per chunk tells which are final; only those are read in full, concurrently.
       for (let i = 0; i < ids.length; i += WAITER_CHUNK) {
-        const chunk = ids.slice(i, i + WAITER_CHUNK);
+        const final = await backend.state.finalAmong(ids.slice(i, i + WAITER_CHUNK));
         const records = await Promise.all(
-          chunk.map((id) => backend.state.get(id).catch((error: unknown) => (error instanceof Error ? error : new Error(String(error))))),
+          final.map((id) => backend.state.get(id).catch((error: unknown) => (error instanceof Error ? error : new Error(String(error))))),
         );
-        records.forEach((record, j) => this.#settleWaiters(chunk[j]!, record));
+        records.forEach((record, j) => this.#settleWaiters(final[j]!, record));
       }
     } catch (error) {
       this.logger.warn(`nenc: checking for results failed, will retry: ${(error as Error).message}`);
     } finally {
       this.#checking = false;
       if (this.#waiters.size === 0) this.#unwatch();
+      // Each pass asks after every waited invocation: with thousands waiting, passes back to back
+      // would starve everything else (the workers of this process too), so rest as long as the
+      // last pass took before the next. On SQLite a pass never yields, so the wake-ups come after
+      // it, not during it: the rest must hold them off too, not only a wake-up seen mid-pass.
+      const pause = Math.min(200, performance.now() - started);
+      this.#restUntil = performance.now() + pause;
       if (this.#checkAgain) {
-        // Each pass reads every waited invocation: with thousands waiting, passes back to back
-        // would starve everything else, so wait as long as the last pass took before the next.
         this.#checkAgain = false;
-        const pause = Math.min(200, performance.now() - started);
-        setTimeout(() => void this.#checkWaiters(), pause);
+        if (this.#waiters.size > 0) this.#passIn(pause);
       }
     }
+  }
+
+  /** One pass after `ms`, however many wake-ups ask for it meanwhile. */
+  #passIn(ms: number): void {
+    this.#nextPass ??= setTimeout(() => {
+      this.#nextPass = undefined;
+      void this.#checkWaiters();
+    }, ms);
   }
 
   /**
@@ -262,8 +283,8 @@ interface Waiter {
   settle(record: InvocationRecord): void;
 }
 
-/** Invocations read concurrently per pass of the result watcher. */
-const WAITER_CHUNK = 500;
+/** Waited invocations asked after per `finalAmong` call of the result watcher. */
+const WAITER_CHUNK = 1000;
 
 function isBackend(value: unknown): value is Backend {
   return typeof value === "object" && value !== null && "orchestrator" in value && "broker" in value;

@@ -250,6 +250,28 @@ export function stateCases(fixture: BackendFixture): void {
       assert.equal(await b.state.get(invs[0]!.id), null);
     }));
 
+    it("tells which of the asked invocations are final, ignoring unknown ids", withBackend(async (b) => {
+      const base = Date.now() - 1000;
+      const invs = [0, 1, 2, 3, 4].map((i) => newInvocation("t", [i], base + i));
+      await b.orchestrator.register(invs);
+      const at = Date.now();
+      assert.equal((await b.broker.claim("a", 3, at, { start: true })).length, 3);
+      const running = (i: number) => ({ id: invs[i]!.id, status: "RUNNING" as const, attempt: 1, owner: "a" });
+      assert.deepEqual(
+        await b.orchestrator.transition([
+          planTransition(running(0), "SUCCESS", { by: "a", at, result: "1" }),
+          planTransition(running(1), "FAILED", { by: "a", at, error: '{"name":"E","message":"m"}' }),
+        ]),
+        [true, true],
+      );
+      // 0 SUCCESS, 1 FAILED, 2 RUNNING, 3 and 4 REGISTERED.
+      const ids = [...invs.map((i) => i.id), "no-such-invocation"];
+      assert.deepEqual(new Set(await b.state.finalAmong(ids)), new Set([invs[0]!.id, invs[1]!.id]));
+      assert.deepEqual(await b.state.finalAmong([invs[2]!.id, invs[3]!.id, "no-such-invocation"]), []);
+      assert.deepEqual(await b.state.finalAmong([invs[1]!.id]), [invs[1]!.id]);
+      assert.deepEqual(await b.state.finalAmong([]), []);
+    }));
+
     it("wakes subscribers after new work arrives", withBackend(async (b) => {
       let woken = 0;
       const unsubscribe = b.broker.subscribe(() => woken++);

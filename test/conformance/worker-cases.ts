@@ -108,6 +108,12 @@ export function workerCases(fixture: BackendFixture): void {
       const results = await Promise.all(invs.map((inv) => inv.result()));
       assert.deepEqual(results, Array.from({ length: 250 }, (_, i) => i + 1));
     }));
+
+    it("resolves thousands of result() calls awaited at once", withWorker(async (_t, { add }) => {
+      const invs = await add.parallelize(Array.from({ length: 2000 }, (_, i) => [i, 2] as [number, number]));
+      const results = await Promise.all(invs.map((inv) => inv.result()));
+      assert.deepEqual(results, Array.from({ length: 2000 }, (_, i) => i + 2));
+    }));
   });
 
   describe(`${fixture.name}: retries`, () => {

@@ -1,4 +1,4 @@
-import type { Status } from "../../core/status.js";
+import { isFinal, type Status } from "../../core/status.js";
 import type { StateStore } from "../../ports/backend.js";
 import type { HistoryView, InvocationFilter, InvocationRecord, LogLine } from "../../ports/records.js";
 import type { MemoryStore } from "./memory-store.js";
@@ -12,6 +12,13 @@ export class MemoryState implements StateStore {
   async get(id: string): Promise<InvocationRecord | null> {
     const record = this.#store.invocations.get(id);
     return record ? { ...record } : null;
+  }
+
+  async finalAmong(ids: readonly string[]): Promise<string[]> {
+    return [...new Set(ids)].filter((id) => {
+      const record = this.#store.invocations.get(id);
+      return record !== undefined && isFinal(record.status);
+    });
   }
 
   async list(filter: InvocationFilter): Promise<InvocationRecord[]> {

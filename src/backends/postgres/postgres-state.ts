@@ -1,4 +1,4 @@
-import { isFinal, isStatus, type Status } from "../../core/status.js";
+import { FINAL_STATUSES, isFinal, isStatus, type Status } from "../../core/status.js";
 import type { StateStore } from "../../ports/backend.js";
 import type { HistoryView, InvocationFilter, InvocationRecord, LogLevel, LogLine } from "../../ports/records.js";
 import type { PostgresConnection } from "./postgres-connection.js";
@@ -21,6 +21,12 @@ const APPEND_LOGS = {
     ORDER BY l.ord
     FOR SHARE OF i
     RETURNING 1`,
+};
+
+/** Served by the primary key; reads id and status only. */
+const FINAL_AMONG = {
+  name: "nenc_final_among",
+  text: "SELECT id FROM nenc.invocations WHERE app_id = $1 AND id = ANY($2::text[]) AND status = ANY($3::text[])",
 };
 
 const HISTORY = `
@@ -62,6 +68,12 @@ export class PostgresState implements StateStore {
       [this.#db.appId, id],
     );
     return row ? invocationRecord(row) : null;
+  }
+
+  async finalAmong(ids: readonly string[]): Promise<string[]> {
+    if (ids.length === 0) return [];
+    const rows = await this.#db.query<{ id: string }>(FINAL_AMONG, [this.#db.appId, ids, FINAL_STATUSES]);
+    return rows.map((row) => row.id);
   }
 
   async list(filter: InvocationFilter): Promise<InvocationRecord[]> {

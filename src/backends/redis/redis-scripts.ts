@@ -326,6 +326,24 @@ remember(ARGV[1], stored)
 return stored
 `;
 
+/**
+ * finalAmong: ARGV[3] = JSON, the ids. Writes nothing of its own; reads each one's status only.
+ * Reply: JSON, the ids whose invocation is final, each once.
+ */
+const FINAL_AMONG = `
+local A = cjson.decode(ARGV[3])
+local out, seen = {}, {}
+for _, id in ipairs(A) do
+  if not seen[id] then
+    seen[id] = true
+    local status = redis.call('HGET', P .. 'inv:' .. id, 'status')
+    if status and FINAL[status] then out[#out + 1] = id end
+  end
+end
+if #out == 0 then return '[]' end
+return cjson.encode(out)
+`;
+
 /** registerRunner: ARGV[3] id, ARGV[4..] field/value pairs of the new record (replaces any old one). */
 const REGISTER_RUNNER = `
 local id = ARGV[3]
@@ -377,6 +395,7 @@ export const SCRIPTS = {
   nencClaim: CLAIM,
   nencTransition: TRANSITION,
   nencAppendLogs: APPEND_LOGS,
+  nencFinalAmong: FINAL_AMONG,
   nencRegisterRunner: REGISTER_RUNNER,
   nencHeartbeat: HEARTBEAT,
   nencRetireRunners: RETIRE_RUNNERS,

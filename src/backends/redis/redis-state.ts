@@ -25,6 +25,11 @@ export class RedisState implements StateStore {
     return decodeInvocation(id, values);
   }
 
+  async finalAmong(ids: readonly string[]): Promise<string[]> {
+    if (ids.length === 0) return [];
+    return JSON.parse((await this.#client.run("nencFinalAmong", "", [JSON.stringify(ids)])) as string) as string[];
+  }
+
   async list(filter: InvocationFilter): Promise<InvocationRecord[]> {
     const limit = filter.limit ?? Number.POSITIVE_INFINITY;
     const out: InvocationRecord[] = [];

@@ -1,5 +1,5 @@
 import type Database from "better-sqlite3";
-import { STATUSES, type Status } from "../../core/status.js";
+import { FINAL_STATUSES, STATUSES, type Status } from "../../core/status.js";
 import type { StateStore } from "../../ports/backend.js";
 import type { HistoryView, InvocationFilter, InvocationRecord, LogLine } from "../../ports/records.js";
 import {
@@ -13,7 +13,7 @@ import {
 } from "./sqlite-rows.js";
 import type { Eventually, SqliteLocking } from "./sqlite-locking.js";
 import type { SqliteRowIds } from "./sqlite-row-ids.js";
-import { ACTIVE_STATUSES, IS_ACTIVE, type AfterCommit, type SqliteDatabase } from "./sqlite-schema.js";
+import { ACTIVE_STATUSES, IS_ACTIVE, statusIsOneOf, type AfterCommit, type SqliteDatabase } from "./sqlite-schema.js";
 
 type Row = Record<string, unknown>;
 type Statement = Database.Statement<unknown[], Row>;
@@ -28,6 +28,7 @@ export class SqliteState implements StateStore {
   readonly #onCorrupt: CorruptRowHandler;
   readonly #lists = new Map<string, Statement>();
   readonly #get;
+  readonly #finalAmong;
   readonly #history;
   readonly #logs;
   readonly #counts;
@@ -41,6 +42,10 @@ export class SqliteState implements StateStore {
     this.#afterCommit = afterCommit;
     this.#onCorrupt = onCorrupt;
     this.#get = db.prepare<[string], Row>(`SELECT ${INVOCATION_COLUMNS} FROM invocations WHERE id = ?`);
+    // The ids arrive as one JSON array; each is looked up by the unique index on id.
+    this.#finalAmong = db
+      .prepare<[string], string>(`SELECT id FROM invocations WHERE id IN (SELECT value FROM json_each(?)) AND ${statusIsOneOf(FINAL_STATUSES)}`)
+      .pluck();
     // The REGISTERED entry comes from the row itself (see the schema), then the stored ones.
     this.#history = db.prepare<[string, string], Row>(
       `SELECT 0 AS n, 'REGISTERED' AS status, created_at AS at, 0 AS attempt, NULL AS runnerId, NULL AS hostname, NULL AS pid
@@ -82,6 +87,12 @@ export class SqliteState implements StateStore {
   async get(id: string): Promise<InvocationRecord | null> {
     const row = await this.#locking.read(() => this.#get.get(id));
     return row ? toInvocation(row) : null;
+  }
+
+  async finalAmong(ids: readonly string[]): Promise<string[]> {
+    if (ids.length === 0) return [];
+    const json = JSON.stringify(ids);
+    return this.#locking.read(() => this.#finalAmong.all(json));
   }
 
   /** Oldest first. A row that cannot be read is reported and left out. */
