@@ -24,8 +24,12 @@ const CONNECTION_MESSAGES = /Connection terminated|connection error|not queryabl
  * Every statement of nenc's is planned once per connection and reused: the hot ones are prepared
  * statements whose best plan does not depend on their parameters (index lookups by id, the queue
  * index in order), and planning an UPDATE over a dozen unnest()ed arrays costs more than running it.
+ * No bitmap scans: with statistics taken while the table was small (or never, where autovacuum is
+ * off), the planner would claim with a bitmap scan that reads the whole queue and sorts it to take
+ * the first 50, and the generic plan would keep doing so for the connection's life. The ordered
+ * walk of the queue index stops after the rows it takes, whatever the queue's length.
  */
-const SESSION_SETTINGS = "-c plan_cache_mode=force_generic_plan";
+const SESSION_SETTINGS = "-c plan_cache_mode=force_generic_plan -c enable_bitmapscan=off";
 
 /**
  * Errors after which nothing was applied, so the statement can simply run again: deadlock_detected,
