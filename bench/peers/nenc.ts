@@ -1,3 +1,4 @@
+import pg from "pg";
 import { Nenc } from "../../src/index.js";
 import { defineBenchTasks } from "./nenc-tasks.js";
 import { SystemUnavailable, type BenchSystem, type RunSettings } from "./system.js";
@@ -7,6 +8,8 @@ import { spawnNencWorker, type WorkerChild } from "./worker-child.js";
  * nenc on Redis or PostgreSQL, under an app id of its own (purged at the end). Enqueue with
  * parallelize(), single invocations with invoke(); the worker is `nenc worker --app
  * bench/peers/nenc-tasks.ts --concurrency N` (async runner), every other setting nenc's default.
+ * On PostgreSQL nenc's tables outlive a run (the peers get a fresh schema each time), so they are
+ * vacuumed and analyzed first, as autovacuum would do on a server where it is on.
  */
 export function createNencSystem(run: RunSettings, kind: "redis" | "postgres"): BenchSystem {
   const env: Record<string, string> = {
@@ -21,9 +24,12 @@ export function createNencSystem(run: RunSettings, kind: "redis" | "postgres"): 
   const backend = () => app!.backend();
   return {
     name: `nenc-${kind}`,
-    settings: `nenc (${kind}): async runner, concurrency ${run.concurrency}, parallelize() with parallelBatchSize 100 (default), other settings default`,
+    settings:
+      `nenc (${kind}): async runner, concurrency ${run.concurrency}, parallelize() with parallelBatchSize 100 (default), other settings default` +
+      (kind === "postgres" ? "; VACUUM ANALYZE of nenc's tables before the run" : ""),
     async open() {
       app = new Nenc({ env: { ...process.env, ...env }, configFile: null });
+      if (kind === "postgres") await vacuumNencTables(run.postgresUrl);
       tasks = defineBenchTasks(app);
       try {
         await app.backend();
@@ -52,4 +58,18 @@ export function createNencSystem(run: RunSettings, kind: "redis" | "postgres"): 
       await app.close();
     },
   };
+}
+
+/** VACUUM ANALYZE nenc's tables, if they exist yet (they are created on first use). */
+async function vacuumNencTables(url: string): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ name: string }>(
+      "SELECT format('%I.%I', schemaname, tablename) AS name FROM pg_tables WHERE schemaname = 'nenc'",
+    );
+    for (const { name } of rows) await client.query(`VACUUM (ANALYZE) ${name}`);
+  } finally {
+    await client.end();
+  }
 }
