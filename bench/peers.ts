@@ -14,14 +14,16 @@
  *                     until each job starts again on the second worker, capped (default 90 s). Each
  *                     system runs with its default recovery settings. These run after all the
  *                     throughput phases, and their long waits overlap (see runKillScenarios).
+ * Throughput and latency figures are the median of --repeat rounds (default 3), taken system by
+ * system in turn.
  * Options: --systems bullmq,nenc-redis,graphile,graphile-batched,pgboss,nenc-postgres (graphile names
- *          both graphile variants)  --tasks 10000  --concurrency 50  --chunk 1000  --kill-cap 90
+ *          both graphile variants)  --tasks 10000  --concurrency 50  --chunk 1000  --kill-cap 90  --repeat 3
  *          --redis-url redis://127.0.0.1:6379  --postgres-url postgres://127.0.0.1:5432/test
  * Each system keeps its data in its own queue, schema or app id and removes it at the end.
  * A nenc backend that is not in this build prints as "not available".
  */
 import { cpus, loadavg } from "node:os";
-import { fmt, sleep } from "./support.js";
+import { fmt, median, sleep } from "./support.js";
 import { createBullmqSystem } from "./peers/bullmq.js";
 import { createGraphileSystem } from "./peers/graphile.js";
 import { createNencSystem } from "./peers/nenc.js";
@@ -78,19 +80,46 @@ type Outcome = { figures: Figures; settings: string } | { unavailable: string; s
 
 const logFor = (name: string) => (line: string) => process.stderr.write(`  ${name}: ${line}\n`);
 
-/** Open the system and measure its throughput and latency; on failure it is closed again. */
-async function runThroughput(system: BenchSystem, options: PhaseOptions): Promise<{ throughput: Throughput } | Outcome> {
-  const log = logFor(system.name);
-  process.stderr.write(`measuring ${system.name}...\n`);
+/** Open the system (true), or say why it cannot be measured; on failure it is closed again. */
+async function openSystem(system: BenchSystem): Promise<true | Outcome> {
   try {
     await system.open();
-    return { throughput: await measureThroughput(system, options, log) };
+    return true;
   } catch (error) {
-    await system.close().catch((e: Error) => log(`cleanup failed: ${e.message}`));
-    const message = (error as Error).message;
-    log(error instanceof SystemUnavailable ? `not available: ${message}` : `failed: ${(error as Error).stack ?? message}`);
-    return error instanceof SystemUnavailable ? { unavailable: message, settings: system.settings } : { failed: message, settings: system.settings };
+    return failed(system, error);
   }
+}
+
+/** One round of throughput and latency on an open system; on failure it is closed. */
+async function measureRound(system: BenchSystem, options: PhaseOptions, round: number): Promise<{ throughput: Throughput } | Outcome> {
+  process.stderr.write(`measuring ${system.name}, round ${round + 1} of ${repeat}...\n`);
+  try {
+    return { throughput: await measureThroughput(system, options, logFor(system.name)) };
+  } catch (error) {
+    return failed(system, error);
+  }
+}
+
+async function failed(system: BenchSystem, error: unknown): Promise<Outcome> {
+  const log = logFor(system.name);
+  await system.close().catch((e: Error) => log(`cleanup failed: ${e.message}`));
+  const message = (error as Error).message;
+  log(error instanceof SystemUnavailable ? `not available: ${message}` : `failed: ${(error as Error).stack ?? message}`);
+  return error instanceof SystemUnavailable ? { unavailable: message, settings: system.settings } : { failed: message, settings: system.settings };
+}
+
+/** Each figure's median over the rounds (a system that never started a probe keeps the worst count). */
+function medianRound(rounds: readonly Throughput[]): Throughput {
+  const of = (pick: (t: Throughput) => number) => median(rounds.map(pick));
+  return {
+    enqueuePerS: of((t) => t.enqueuePerS),
+    drainPerS: of((t) => t.drainPerS),
+    overlapPerS: of((t) => t.overlapPerS),
+    workerCpuMsPer1000: of((t) => t.workerCpuMsPer1000),
+    latencyP50Ms: of((t) => t.latencyP50Ms),
+    latencyP99Ms: of((t) => t.latencyP99Ms),
+    latencyMissed: Math.max(...rounds.map((t) => t.latencyMissed)),
+  };
 }
 
 /**
@@ -117,6 +146,7 @@ async function runKillScenarios(measured: Map<SystemName, { system: BenchSystem;
 }
 
 const killCap = Number(option("kill-cap", "90"));
+const repeat = Math.max(1, Number(option("repeat", "3")));
 const rerun = (s: number | null) => (s === null ? `>${killCap}` : fmt(s, 2));
 const ROWS: [string, (f: Figures) => string][] = [
   ["enqueue/s (bulk API, calls of CHUNK)", (f) => fmt(f.enqueuePerS)],
@@ -164,15 +194,31 @@ const started = Date.now();
 const loadAtStart = loadavg();
 const outcomes = new Map<SystemName, Outcome>();
 const measured = new Map<SystemName, { system: BenchSystem; figures: Figures }>();
+const open = new Map<SystemName, BenchSystem>();
 try {
   for (const name of names) {
     const system = createSystem(name, run);
-    const result = await runThroughput(system, options);
-    if ("throughput" in result) {
-      const figures: Figures = { ...result.throughput, killToRerunS: [] };
-      measured.set(name, { system, figures });
-      outcomes.set(name, { figures, settings: system.settings });
-    } else outcomes.set(name, result);
+    const opened = await openSystem(system);
+    if (opened === true) open.set(name, system);
+    else outcomes.set(name, opened);
+  }
+  // Rounds go system by system in turn, so that a busy spell of the machine is shared out.
+  const rounds = new Map<SystemName, Throughput[]>();
+  for (let round = 0; round < repeat; round++) {
+    for (const [name, system] of open) {
+      const result = await measureRound(system, options, round);
+      if ("throughput" in result) rounds.set(name, [...(rounds.get(name) ?? []), result.throughput]);
+      else {
+        outcomes.set(name, result);
+        open.delete(name);
+      }
+    }
+  }
+  for (const [name, system] of open) {
+    const figures: Figures = { ...medianRound(rounds.get(name)!), killToRerunS: [] };
+    measured.set(name, { system, figures });
+    outcomes.set(name, { figures, settings: system.settings });
+    process.stderr.write(`  ${name} rounds: ${JSON.stringify(rounds.get(name)!.map((t) => [Math.round(t.drainPerS), Math.round(t.overlapPerS)]))}\n`);
   }
   if (killCap > 0) await runKillScenarios(measured, killCap);
 } finally {
@@ -182,7 +228,7 @@ try {
 const label = (row: string) => row.replace("TASKS", fmt(options.tasks)).replace("CHUNK", fmt(options.chunk));
 const ratios: Record<string, { drain: number | null; overlap: number | null }> = {};
 const load = (l: number[]) => l.map((x) => x.toFixed(2)).join(" ");
-console.log(`\n${fmt(options.tasks)} no-op tasks, one worker process per system, concurrency ${run.concurrency}; Node ${process.version}`);
+console.log(`\n${fmt(options.tasks)} no-op tasks, one worker process per system, concurrency ${run.concurrency}, median of ${repeat} rounds; Node ${process.version}`);
 console.log(`load average (1/5/15 min) at start ${load(loadAtStart)}, at end ${load(loadavg())} on ${cpus().length} CPUs`);
 for (const { server, peers, nenc } of GROUPS) {
   const columns = [...peers, nenc].filter((name) => names.includes(name));

@@ -34,15 +34,17 @@ type Log = (line: string) => void;
 /** Throughput and latency of one open system, one worker process; the caller closes the system. */
 export async function measureThroughput(system: BenchSystem, options: PhaseOptions, log: Log): Promise<Throughput> {
   const { tasks } = options;
+  // Jobs completed by earlier rounds on the same system; the keys of this round's jobs follow theirs.
+  const before = await system.completedJobs();
   const enqueueStarted = epochMs();
-  await enqueueInChunks(system, 0, options);
+  await enqueueInChunks(system, before, options);
   const enqueuePerS = tasks / ((epochMs() - enqueueStarted) / 1000);
   log(`enqueue ${Math.round(enqueuePerS)}/s`);
 
   const worker = await started(system.startWorker());
   try {
     const cpuAtReady = cpuSeconds(worker.pid);
-    const drainEnd = await waitForCompleted(system, tasks);
+    const drainEnd = await waitForCompleted(system, before + tasks);
     if (worker.firstNoopAt === undefined) await sleep(200);
     const drainStart = worker.firstNoopAt;
     if (drainStart === undefined) throw new Error(`the worker never reported its first job:\n${worker.output}`);
@@ -51,7 +53,7 @@ export async function measureThroughput(system: BenchSystem, options: PhaseOptio
 
     const base = await system.completedJobs();
     const overlapStarted = epochMs();
-    await enqueueInChunks(system, tasks, options);
+    await enqueueInChunks(system, base, options);
     const overlapPerS = tasks / (((await waitForCompleted(system, base + tasks)) - overlapStarted) / 1000);
     const workerCpuMsPer1000 = ((cpuSeconds(worker.pid) - cpuAtReady) * 1000) / ((2 * tasks) / 1000);
     log(`overlap ${Math.round(overlapPerS)}/s; worker CPU ${workerCpuMsPer1000.toFixed(0)} ms per 1,000 jobs`);
