@@ -9,7 +9,10 @@ import { spawnNencWorker, type WorkerChild } from "./worker-child.js";
  * parallelize(), single invocations with invoke(); the worker is `nenc worker --app
  * bench/peers/nenc-tasks.ts --concurrency N` (async runner), every other setting nenc's default.
  * On PostgreSQL nenc's tables outlive a run (the peers get a fresh schema each time), so they are
- * vacuumed and analyzed first, as autovacuum would do on a server where it is on.
+ * vacuumed and analyzed first, as autovacuum would do on a server where it is on. Completions are
+ * counted there as graphile-worker's are: enqueued minus those not final yet (a walk of the small
+ * in-flight index), since counting every finished row each poll grows with the table and loads
+ * the server being measured. On Redis the app's status counts are one hash read.
  */
 export function createNencSystem(run: RunSettings, kind: "redis" | "postgres"): BenchSystem {
   const env: Record<string, string> = {
@@ -21,6 +24,8 @@ export function createNencSystem(run: RunSettings, kind: "redis" | "postgres"): 
   };
   let app: Nenc | undefined;
   let tasks: ReturnType<typeof defineBenchTasks> | undefined;
+  let pool: pg.Pool | undefined;
+  let enqueued = 0;
   const backend = () => app!.backend();
   return {
     name: `nenc-${kind}`,
@@ -29,7 +34,10 @@ export function createNencSystem(run: RunSettings, kind: "redis" | "postgres"): 
       (kind === "postgres" ? "; VACUUM ANALYZE of nenc's tables before the run" : ""),
     async open() {
       app = new Nenc({ env: { ...process.env, ...env }, configFile: null });
-      if (kind === "postgres") await vacuumNencTables(run.postgresUrl);
+      if (kind === "postgres") {
+        await vacuumNencTables(run.postgresUrl);
+        pool = new pg.Pool({ connectionString: run.postgresUrl, max: 2 });
+      }
       tasks = defineBenchTasks(app);
       try {
         await app.backend();
@@ -43,16 +51,30 @@ export function createNencSystem(run: RunSettings, kind: "redis" | "postgres"): 
     },
     async enqueueNoops(from, count) {
       await tasks!.noop.parallelize(Array.from({ length: count }, (_, i) => [from + i] as [number]));
+      enqueued += count;
     },
-    enqueueProbe: async (key) => void (await tasks!.probe.invoke(key)),
-    enqueueHolds: async (keys, ms) => void (await tasks!.hold.parallelize(keys.map((key) => [key, ms] as [string, number]))),
+    async enqueueProbe(key) {
+      await tasks!.probe.invoke(key);
+      enqueued++;
+    },
+    async enqueueHolds(keys, ms) {
+      await tasks!.hold.parallelize(keys.map((key) => [key, ms] as [string, number]));
+      enqueued += keys.length;
+    },
     async completedJobs() {
-      return (await (await backend()).state.counts()).SUCCESS ?? 0;
+      if (!pool) return (await (await backend()).state.counts()).SUCCESS ?? 0;
+      const { rows } = await pool.query<{ n: number }>(
+        "SELECT count(*)::int AS n FROM nenc.invocations WHERE app_id = $1 AND NOT final",
+        [env["NENC_APP_ID"]],
+      );
+      return enqueued - (rows[0]?.n ?? 0);
     },
     startWorker(): WorkerChild {
       return spawnNencWorker("bench/peers/nenc-tasks.ts", env, ["--concurrency", String(run.concurrency)]);
     },
     async close() {
+      await pool?.end();
+      pool = undefined;
       if (!app) return;
       await (await backend()).state.purge();
       await app.close();
