@@ -1,7 +1,8 @@
 /**
  * The physical limit of the SQLite backend on this disk: claim + complete pairs per second
- * straight through the backend ports, with no runtime around them. Registers N invocations,
- * then loops: claim 64, one batch PENDING -> RUNNING, one batch RUNNING -> SUCCESS.
+ * straight through the backend ports, with no runtime around them, in the worker's pattern.
+ * Registers N invocations, then loops: claim 64 to start (PENDING and RUNNING in one step), one
+ * batch RUNNING -> SUCCESS.
  *
  *   node --import tsx bench/sqlite-raw.ts [count]      (default 50,000; NENC_BENCH_DIR for the file)
  *
@@ -10,6 +11,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { STARTED_STATUS } from "../src/core/status.js";
 import { planTransition, type TransitionRequest } from "../src/core/transition.js";
 import { createSqliteBackend } from "../src/backends/sqlite/sqlite-backend.js";
 import type { NewInvocation } from "../src/ports/records.js";
@@ -43,16 +45,12 @@ try {
   const cpuBefore = process.cpuUsage();
   let done = 0;
   for (;;) {
-    const claimed = await backend.broker.claim(runnerId, batch, Date.now());
+    const claimed = await backend.broker.claim(runnerId, batch, Date.now(), { start: true });
     if (claimed.length === 0) break;
     const at = Date.now();
-    const running: TransitionRequest[] = claimed.map((c) =>
-      planTransition({ id: c.id, status: "PENDING", attempt: c.attempt, owner: runnerId }, "RUNNING", { by: runnerId, at }),
+    const success: TransitionRequest[] = claimed.map((c) =>
+      planTransition({ id: c.id, status: STARTED_STATUS, attempt: c.attempt, owner: runnerId }, "SUCCESS", { by: runnerId, at, result: "null" }),
     );
-    const ran = await backend.orchestrator.transition(running);
-    const success = running
-      .filter((_, i) => ran[i])
-      .map((r) => planTransition({ id: r.id, status: "RUNNING", attempt: r.attempt, owner: runnerId }, "SUCCESS", { by: runnerId, at, result: "null" }));
     const finished = await backend.orchestrator.transition(success);
     done += finished.filter(Boolean).length;
   }
