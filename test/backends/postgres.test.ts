@@ -2,6 +2,9 @@ import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { describe, it } from "node:test";
 import { createPostgresBackend } from "../../src/backends/postgres/postgres-backend.js";
+import { CLAIM } from "../../src/backends/postgres/postgres-broker.js";
+import { PostgresConnection } from "../../src/backends/postgres/postgres-connection.js";
+import { CLAIMABLE_STATUSES, CLAIMED_STATUS, STARTED_STATUS } from "../../src/core/status.js";
 import { runConformance } from "../conformance/suite.js";
 import { newInvocation, purgeApps, remoteRunner } from "../conformance/harness.js";
 
@@ -51,3 +54,47 @@ describe("postgres: apps sharing one server", () => {
     }
   });
 });
+
+describe("postgres: query plans", () => {
+  it("claims by walking the queue index in order, never a bitmap or sequential scan of the table", async () => {
+    // With statistics taken while the table was small, the planner used to read and sort the
+    // whole queue to take the first rows; nenc's sessions pin its statements to index paths.
+    const appId = `plan-${randomUUID()}`;
+    const backend = await createPostgresBackend({ url, appId });
+    const db = await PostgresConnection.open({ url, appId });
+    await db.ready();
+    const client = await db.connect();
+    try {
+      const now = Date.now();
+      await backend.orchestrator.register(Array.from({ length: 500 }, (_, i) => newInvocation("t", [i], now)));
+      const types = "text, text, bigint, integer, text[], text, text";
+      await client.query(`PREPARE plan_check (${types}) AS ${CLAIM.text}`);
+      const literal = (value: string) => `'${value.replace(/'/g, "''")}'`;
+      const args = [literal(appId), literal("r"), String(now), "50", literal(`{${CLAIMABLE_STATUSES.join(",")}}`), literal(CLAIMED_STATUS), literal(STARTED_STATUS)];
+      const { rows } = await client.query<{ "QUERY PLAN": [{ Plan: PlanNode }] }>(`EXPLAIN (FORMAT JSON) EXECUTE plan_check(${args.join(", ")})`);
+      const nodes = flatten(rows[0]!["QUERY PLAN"][0].Plan);
+      const onInvocations = nodes.filter((n) => n["Relation Name"] === "invocations");
+      assert.deepEqual(onInvocations.filter((n) => /Seq Scan|Bitmap/.test(n["Node Type"])), [], "no whole-table scan of invocations");
+      assert.ok(
+        onInvocations.some((n) => n["Node Type"] === "Index Scan" && n["Index Name"] === "invocations_queue"),
+        `the queue index walked in order: ${JSON.stringify(nodes.map((n) => [n["Node Type"], n["Index Name"]]))}`,
+      );
+    } finally {
+      await client.end();
+      await backend.state.purge();
+      await db.close();
+      await backend.close();
+    }
+  });
+});
+
+interface PlanNode {
+  "Node Type": string;
+  "Relation Name"?: string;
+  "Index Name"?: string;
+  Plans?: PlanNode[];
+}
+
+function flatten(node: PlanNode): PlanNode[] {
+  return [node, ...(node.Plans ?? []).flatMap(flatten)];
+}

@@ -11,7 +11,7 @@ import type { PostgresListener } from "./postgres-listener.js";
  * the next attempt, with its history entry; a claim to start ($7, the status it ends in, differs
  * from $6) also goes on to that status with a second entry. The rows come back in queue order.
  */
-const CLAIM = {
+export const CLAIM = {
   name: "nenc_claim",
   text: `
     WITH runner AS (
