@@ -57,9 +57,7 @@ export default defineConfig(
         "error",
         {
           // node:test's describe()/it() return promises that the test runner itself tracks.
-          allowForKnownSafeCalls: [
-            { from: "package", package: "node:test", name: ["describe", "it", "test", "suite"] },
-          ],
+          allowForKnownSafeCalls: [{ from: "package", package: "node:test", name: ["describe", "it", "test", "suite"] }],
         },
       ],
       "@typescript-eslint/no-misused-promises": "error",

@@ -228,7 +228,10 @@ const rows: [string, (f: Figures) => string][] = [
   ["enqueue to RUNNING p50 (ms), idle worker", (f) => fmt(f.latencyP50, 1)],
   ["enqueue to RUNNING p99 (ms), idle worker", (f) => fmt(f.latencyP99, 1)],
   ["idle worker CPU (%)", (f) => fmt(f.idleCpuPct, 2)],
-  ["SIGKILL to re-run (s), median / max of 3", (f) => (f.killToRerun.length ? `${fmt(median(f.killToRerun), 2)} / ${fmt(Math.max(...f.killToRerun), 2)}` : "n/a")],
+  [
+    "SIGKILL to re-run (s), median / max of 3",
+    (f) => (f.killToRerun.length ? `${fmt(median(f.killToRerun), 2)} / ${fmt(Math.max(...f.killToRerun), 2)}` : "n/a"),
+  ],
 ];
 console.log(`\n| figure | ${backends.join(" | ")} |`);
 console.log(`| --- | ${backends.map(() => "---").join(" | ")} |`);

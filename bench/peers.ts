@@ -50,7 +50,10 @@ const GROUPS: { server: string; peers: SystemName[]; nenc: SystemName }[] = [
 
 function selectedSystems(list: string): SystemName[] {
   const wanted = new Set<SystemName>();
-  for (const raw of list.split(",").map((s) => s.trim()).filter(Boolean)) {
+  for (const raw of list
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     if (raw === "graphile") wanted.add("graphile").add("graphile-batched");
     else if (raw === "graphile-default") wanted.add("graphile");
     else if ((ALL as readonly string[]).includes(raw)) wanted.add(raw as SystemName);
@@ -105,7 +108,9 @@ async function failed(system: BenchSystem, error: unknown): Promise<Outcome> {
   await system.close().catch((e: Error) => log(`cleanup failed: ${e.message}`));
   const message = (error as Error).message;
   log(error instanceof SystemUnavailable ? `not available: ${message}` : `failed: ${(error as Error).stack ?? message}`);
-  return error instanceof SystemUnavailable ? { unavailable: message, settings: system.settings } : { failed: message, settings: system.settings };
+  return error instanceof SystemUnavailable
+    ? { unavailable: message, settings: system.settings }
+    : { failed: message, settings: system.settings };
 }
 
 /** Each figure's median over the rounds (a system that never started a probe keeps the worst count). */
@@ -153,9 +158,15 @@ const ROWS: [string, (f: Figures) => string][] = [
   ["processed/s, draining TASKS queued no-ops", (f) => fmt(f.drainPerS)],
   ["processed/s, TASKS no-ops, enqueue and work overlapping", (f) => fmt(f.overlapPerS)],
   ["worker process CPU per 1,000 jobs (ms), both phases", (f) => fmt(f.workerCpuMsPer1000)],
-  ["enqueue to start p50 (ms), idle worker", (f) => fmt(f.latencyP50Ms, 1) + (f.latencyMissed ? ` (${f.latencyMissed} never started)` : "")],
+  [
+    "enqueue to start p50 (ms), idle worker",
+    (f) => fmt(f.latencyP50Ms, 1) + (f.latencyMissed ? ` (${f.latencyMissed} never started)` : ""),
+  ],
   ["enqueue to start p99 (ms), idle worker", (f) => fmt(f.latencyP99Ms, 1)],
-  ["SIGKILL to re-run (s), each of 3 jobs", (f) => (f.killError ? "failed" : f.killToRerunS.length ? f.killToRerunS.map(rerun).join(" / ") : "not run")],
+  [
+    "SIGKILL to re-run (s), each of 3 jobs",
+    (f) => (f.killError ? "failed" : f.killToRerunS.length ? f.killToRerunS.map(rerun).join(" / ") : "not run"),
+  ],
 ];
 
 function cell(outcome: Outcome | undefined, show: (f: Figures) => string): string {
@@ -218,7 +229,9 @@ try {
     const figures: Figures = { ...medianRound(rounds.get(name)!), killToRerunS: [] };
     measured.set(name, { system, figures });
     outcomes.set(name, { figures, settings: system.settings });
-    process.stderr.write(`  ${name} rounds: ${JSON.stringify(rounds.get(name)!.map((t) => [Math.round(t.drainPerS), Math.round(t.overlapPerS)]))}\n`);
+    process.stderr.write(
+      `  ${name} rounds: ${JSON.stringify(rounds.get(name)!.map((t) => [Math.round(t.drainPerS), Math.round(t.overlapPerS)]))}\n`,
+    );
   }
   if (killCap > 0) await runKillScenarios(measured, killCap);
 } finally {
@@ -228,7 +241,9 @@ try {
 const label = (row: string) => row.replace("TASKS", fmt(options.tasks)).replace("CHUNK", fmt(options.chunk));
 const ratios: Record<string, { drain: number | null; overlap: number | null }> = {};
 const load = (l: number[]) => l.map((x) => x.toFixed(2)).join(" ");
-console.log(`\n${fmt(options.tasks)} no-op tasks, one worker process per system, concurrency ${run.concurrency}, median of ${repeat} rounds; Node ${process.version}`);
+console.log(
+  `\n${fmt(options.tasks)} no-op tasks, one worker process per system, concurrency ${run.concurrency}, median of ${repeat} rounds; Node ${process.version}`,
+);
 console.log(`load average (1/5/15 min) at start ${load(loadAtStart)}, at end ${load(loadavg())} on ${cpus().length} CPUs`);
 for (const { server, peers, nenc } of GROUPS) {
   const columns = [...peers, nenc].filter((name) => names.includes(name));
@@ -248,7 +263,8 @@ for (const { server, peers, nenc } of GROUPS) {
 }
 console.log("\nsettings:");
 for (const [name, outcome] of outcomes) {
-  const note = "unavailable" in outcome ? ` (not available: ${outcome.unavailable})` : "failed" in outcome ? ` (failed: ${outcome.failed})` : "";
+  const note =
+    "unavailable" in outcome ? ` (not available: ${outcome.unavailable})` : "failed" in outcome ? ` (failed: ${outcome.failed})` : "";
   console.log(`- ${name}: ${outcome.settings}${note}`);
 }
 console.log(`\ntotal ${fmt((Date.now() - started) / 1000)} s`);

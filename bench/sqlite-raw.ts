@@ -49,7 +49,11 @@ try {
     if (claimed.length === 0) break;
     const at = Date.now();
     const success: TransitionRequest[] = claimed.map((c) =>
-      planTransition({ id: c.id, status: STARTED_STATUS, attempt: c.attempt, owner: runnerId }, "SUCCESS", { by: runnerId, at, result: "null" }),
+      planTransition({ id: c.id, status: STARTED_STATUS, attempt: c.attempt, owner: runnerId }, "SUCCESS", {
+        by: runnerId,
+        at,
+        result: "null",
+      }),
     );
     const finished = await backend.orchestrator.transition(success);
     done += finished.filter(Boolean).length;

@@ -14,9 +14,8 @@ function find(dir) {
 }
 
 const files = process.argv.slice(2).length ? process.argv.slice(2) : find("test").sort();
-const result = spawnSync(
-  process.execPath,
-  ["--import", "tsx", "--test", "--test-concurrency=2", "--test-timeout=600000", ...files],
-  { stdio: "inherit", env: { ...process.env, NENC_LOG_TO_CONSOLE: process.env.NENC_LOG_TO_CONSOLE ?? "false" } },
-);
+const result = spawnSync(process.execPath, ["--import", "tsx", "--test", "--test-concurrency=2", "--test-timeout=600000", ...files], {
+  stdio: "inherit",
+  env: { ...process.env, NENC_LOG_TO_CONSOLE: process.env.NENC_LOG_TO_CONSOLE ?? "false" },
+});
 process.exit(result.status ?? 1);

@@ -63,10 +63,9 @@ export function createNencSystem(run: RunSettings, kind: "redis" | "postgres"): 
     },
     async completedJobs() {
       if (!pool) return (await (await backend()).state.counts()).SUCCESS ?? 0;
-      const { rows } = await pool.query<{ n: number }>(
-        "SELECT count(*)::int AS n FROM nenc.invocations WHERE app_id = $1 AND NOT final",
-        [env["NENC_APP_ID"]],
-      );
+      const { rows } = await pool.query<{ n: number }>("SELECT count(*)::int AS n FROM nenc.invocations WHERE app_id = $1 AND NOT final", [
+        env["NENC_APP_ID"],
+      ]);
       return enqueued - (rows[0]?.n ?? 0);
     },
     startWorker(): WorkerChild {

@@ -33,9 +33,10 @@ export function createPgbossSystem(run: RunSettings): BenchSystem {
     enqueueProbe: (key) => send({ kind: "probe", key }),
     enqueueHolds: (keys, ms) => insert(keys.map((key) => ({ kind: "hold", key, ms }))),
     async completedJobs() {
-      const { rows } = await pool!.query<{ n: number }>(`select count(*)::int as n from ${schema}.job where name = $1 and state = 'completed'`, [
-        queueName,
-      ]);
+      const { rows } = await pool!.query<{ n: number }>(
+        `select count(*)::int as n from ${schema}.job where name = $1 and state = 'completed'`,
+        [queueName],
+      );
       return rows[0]?.n ?? 0;
     },
     startWorker(): WorkerChild {

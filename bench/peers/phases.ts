@@ -61,7 +61,15 @@ export async function measureThroughput(system: BenchSystem, options: PhaseOptio
     await sleep(1000);
     const latency = await probeLatency(system, worker, options);
     log(`latency p50 ${latency.p50.toFixed(1)} ms, p99 ${latency.p99.toFixed(1)} ms`);
-    return { enqueuePerS, drainPerS, overlapPerS, workerCpuMsPer1000, latencyP50Ms: latency.p50, latencyP99Ms: latency.p99, latencyMissed: latency.missed };
+    return {
+      enqueuePerS,
+      drainPerS,
+      overlapPerS,
+      workerCpuMsPer1000,
+      latencyP50Ms: latency.p50,
+      latencyP99Ms: latency.p99,
+      latencyMissed: latency.missed,
+    };
   } catch (error) {
     log(`worker output (last lines):\n${worker.output.trim().split("\n").slice(-15).join("\n")}`);
     throw error;

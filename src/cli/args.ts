@@ -7,12 +7,19 @@ type Options = NonNullable<ParseArgsConfig["options"]>;
 export function parseCommand<O extends Options>(command: string, argv: string[], options: O, positionals = 0) {
   let parsed;
   try {
-    parsed = parseArgs({ args: argv, options: { ...options, help: { type: "boolean", short: "h" } }, allowPositionals: positionals > 0, strict: true });
+    parsed = parseArgs({
+      args: argv,
+      options: { ...options, help: { type: "boolean", short: "h" } },
+      allowPositionals: positionals > 0,
+      strict: true,
+    });
   } catch (error) {
     throw new UsageError(`nenc ${command}: ${(error as Error).message.split("\n")[0]} (see nenc ${command} --help)`);
   }
   if (parsed.positionals.length > positionals) {
-    throw new UsageError(`nenc ${command}: unexpected argument ${JSON.stringify(parsed.positionals[positionals])} (see nenc ${command} --help)`);
+    throw new UsageError(
+      `nenc ${command}: unexpected argument ${JSON.stringify(parsed.positionals[positionals])} (see nenc ${command} --help)`,
+    );
   }
   return parsed;
 }
@@ -21,11 +28,17 @@ export function parseCommand<O extends Options>(command: string, argv: string[],
 export function intOption(command: string, name: string, raw: string | undefined, min: number): number | undefined {
   if (raw === undefined) return undefined;
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < min) throw new UsageError(`nenc ${command}: --${name} expects a whole number from ${min}, got ${JSON.stringify(raw)}`);
+  if (!Number.isInteger(n) || n < min)
+    throw new UsageError(`nenc ${command}: --${name} expects a whole number from ${min}, got ${JSON.stringify(raw)}`);
   return n;
 }
 
-export function oneOfOption<const T extends string>(command: string, name: string, raw: string | undefined, values: readonly T[]): T | undefined {
+export function oneOfOption<const T extends string>(
+  command: string,
+  name: string,
+  raw: string | undefined,
+  values: readonly T[],
+): T | undefined {
   if (raw === undefined) return undefined;
   if (!(values as readonly string[]).includes(raw)) {
     throw new UsageError(`nenc ${command}: --${name} expects one of ${values.join(", ")}, got ${JSON.stringify(raw)}`);

@@ -51,11 +51,7 @@ function appRows(resolved: Resolved<AppConfig>): Row[] {
 function taskRows(name: string, resolved: Resolved<TaskConfig>, app: Resolved<AppConfig>): Row[] {
   return (Object.keys(resolved.values) as (keyof TaskConfig)[])
     .filter((key) => resolved.sources[key] !== app.sources[key])
-    .map((key) => [
-      key,
-      formatValue(resolved.values[key]),
-      formatSource(resolved.sources[key]),
-    ]);
+    .map((key) => [key, formatValue(resolved.values[key]), formatSource(resolved.sources[key])]);
 }
 
 function table(rows: Row[]): string[] {

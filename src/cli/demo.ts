@@ -61,7 +61,9 @@ async function runDemo(deadline: number, workers: WorkerProcess[]): Promise<numb
   mkdirSync(logDir, { recursive: true });
   try {
     out(`nenc recovery demo: app ${app.appId}, backend ${describeBackend(config)}`);
-    out(`  default config: a silent runner is dead after ${config.runnerDeadAfterMs} ms, recovery looks every ${config.recoveryIntervalMs} ms`);
+    out(
+      `  default config: a silent runner is dead after ${config.runnerDeadAfterMs} ms, recovery looks every ${config.recoveryIntervalMs} ms`,
+    );
     if (config.backend === "sqlite") removeSqliteFiles(sqlitePathOf(config));
     await (await app.backend()).state.purge();
     out(`  (started from a fresh, purged data store)\n`);
@@ -114,7 +116,9 @@ async function runDemo(deadline: number, workers: WorkerProcess[]): Promise<numb
 
     second.child.kill("SIGTERM");
     const stopped = await second.exited;
-    out(`\n  Worker-2 stopped gracefully (exit code ${stopped.code}). Worker logs: ${relative(process.cwd(), logDir) || "."}/recovery-demo-worker-*.log`);
+    out(
+      `\n  Worker-2 stopped gracefully (exit code ${stopped.code}). Worker logs: ${relative(process.cwd(), logDir) || "."}/recovery-demo-worker-*.log`,
+    );
     return expected ? 0 : 1;
   } finally {
     await app.close();
@@ -162,7 +166,11 @@ function startWorker(name: string, logDir: string, deadline: number): Promise<Wo
     });
     void exited.then(({ code, signal }) => {
       clearTimeout(timer);
-      reject(new CliError(`${name} exited before it started (${signal ?? `exit code ${code}`}): ${stderr.trim().split("\n").slice(-3).join(" | ")}`));
+      reject(
+        new CliError(
+          `${name} exited before it started (${signal ?? `exit code ${code}`}): ${stderr.trim().split("\n").slice(-3).join(" | ")}`,
+        ),
+      );
     });
   });
 }

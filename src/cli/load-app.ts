@@ -73,7 +73,10 @@ function isNenc(value: unknown): value is Nenc {
 /** The error's first line; when that line only announces what follows ("...failed:"), the next too. */
 export function describeError(error: unknown): string {
   if (!(error instanceof Error)) return String(error);
-  const lines = error.message.split("\n").map((line) => line.trim()).filter(Boolean);
+  const lines = error.message
+    .split("\n")
+    .map((line) => line.trim())
+    .filter(Boolean);
   const [first = "", second] = lines;
   return `${error.name}: ${first.endsWith(":") && second ? `${first} ${second}` : first}`;
 }

@@ -318,7 +318,15 @@ function assemble(table: Table, edges: Edge[], chains: string[][], layers: Slot[
   for (const slot of slots.values()) {
     if (slot.status === null) continue;
     const rule = table[slot.status] as StateRule;
-    statuses.push({ status: slot.status, rule, x: slot.x - slot.width / 2, y: y(slot.layer), width: slot.width, height: BOX_HEIGHT, layer: slot.layer });
+    statuses.push({
+      status: slot.status,
+      rule,
+      x: slot.x - slot.width / 2,
+      y: y(slot.layer),
+      width: slot.width,
+      height: BOX_HEIGHT,
+      layer: slot.layer,
+    });
   }
   const ports = portsOf(chains, slots);
   const placed = edges.map((edge, index) => {

@@ -69,7 +69,13 @@ function historyLines(history: HistoryView[]): string[] {
     entry.pid === null ? "-" : `pid ${entry.pid}`,
   ]);
   const widths = rows.reduce<number[]>((w, row) => row.map((cell, i) => Math.max(w[i] ?? 0, cell.length)), []);
-  return rows.map((row) => `  ${row.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join("  ").trimEnd()}`);
+  return rows.map(
+    (row) =>
+      `  ${row
+        .map((cell, i) => cell.padEnd(widths[i] ?? 0))
+        .join("  ")
+        .trimEnd()}`,
+  );
 }
 
 function outcomeLines(record: InvocationRecord): string[] {

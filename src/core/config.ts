@@ -19,23 +19,27 @@ interface KeySpec<T> {
   readonly doc: string;
 }
 
-const int = (min: number, max = Number.MAX_SAFE_INTEGER): Parser<number> => (raw) => {
-  const n = typeof raw === "string" && raw.trim() !== "" ? Number(raw) : raw;
-  if (typeof n !== "number" || !Number.isInteger(n)) throw new Error(`expected a whole number, got ${show(raw)}`);
-  if (n < min || n > max) throw new Error(`expected a number from ${min} to ${max}, got ${n}`);
-  return n;
-};
+const int =
+  (min: number, max = Number.MAX_SAFE_INTEGER): Parser<number> =>
+  (raw) => {
+    const n = typeof raw === "string" && raw.trim() !== "" ? Number(raw) : raw;
+    if (typeof n !== "number" || !Number.isInteger(n)) throw new Error(`expected a whole number, got ${show(raw)}`);
+    if (n < min || n > max) throw new Error(`expected a number from ${min} to ${max}, got ${n}`);
+    return n;
+  };
 const fraction: Parser<number> = (raw) => {
   const n = typeof raw === "string" && raw.trim() !== "" ? Number(raw) : raw;
   if (typeof n !== "number" || !(n >= 0 && n <= 1)) throw new Error(`expected a number from 0 to 1, got ${show(raw)}`);
   return n;
 };
-const oneOf = <const T extends string>(...values: T[]): Parser<T> => (raw) => {
-  if (typeof raw !== "string" || !(values as string[]).includes(raw)) {
-    throw new Error(`expected one of ${values.join(", ")}, got ${show(raw)}`);
-  }
-  return raw as T;
-};
+const oneOf =
+  <const T extends string>(...values: T[]): Parser<T> =>
+  (raw) => {
+    if (typeof raw !== "string" || !(values as string[]).includes(raw)) {
+      throw new Error(`expected one of ${values.join(", ")}, got ${show(raw)}`);
+    }
+    return raw as T;
+  };
 const text: Parser<string> = (raw) => {
   if (typeof raw !== "string" || raw === "") throw new Error(`expected a non-empty string, got ${show(raw)}`);
   return raw;
@@ -48,7 +52,13 @@ const bool: Parser<boolean> = (raw) => {
   throw new Error(`expected true or false, got ${show(raw)}`);
 };
 const names: Parser<string[]> = (raw) => {
-  const list = typeof raw === "string" ? raw.split(",").map((s) => s.trim()).filter(Boolean) : raw;
+  const list =
+    typeof raw === "string"
+      ? raw
+          .split(",")
+          .map((s) => s.trim())
+          .filter(Boolean)
+      : raw;
   if (!Array.isArray(list) || !list.every((s) => typeof s === "string")) {
     throw new Error(`expected a list of error class names, got ${show(raw)}`);
   }

@@ -17,9 +17,7 @@ export type ErrorClass = abstract new (...args: any[]) => Error;
 export function isRetriable(policy: RetryPolicy, error: unknown, retriesSoFar: number): boolean {
   if (retriesSoFar >= policy.maxRetries) return false;
   if (error instanceof RetryError) return true;
-  return policy.retryFor.some((kind) =>
-    typeof kind === "string" ? error instanceof Error && error.name === kind : error instanceof kind,
-  );
+  return policy.retryFor.some((kind) => (typeof kind === "string" ? error instanceof Error && error.name === kind : error instanceof kind));
 }
 
 /** Exponential backoff with jitter: base * 2^retry, capped, with `jitter` of it random. */

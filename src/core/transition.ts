@@ -98,8 +98,6 @@ export function planRecovery(current: Ownership, by: string, at: number): Transi
 export function expectationHolds(stored: Ownership, request: TransitionRequest): boolean {
   const { expect } = request;
   return (
-    stored.status === expect.status &&
-    stored.attempt === expect.attempt &&
-    (expect.owner === undefined || stored.owner === expect.owner)
+    stored.status === expect.status && stored.attempt === expect.attempt && (expect.owner === undefined || stored.owner === expect.owner)
   );
 }

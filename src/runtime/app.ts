@@ -77,7 +77,12 @@ export class Nenc {
       if (typeof backend === "object" && "url" in backend) codeValues[kind === "redis" ? "redisUrl" : "postgresUrl"] = backend.url;
     }
     this.#givenBackend = backend !== undefined && isBackend(backend) ? backend : undefined;
-    this.#inputs = { code: codeValues, env: env ?? process.env, cwd: cwd ?? process.cwd(), ...(configFile !== undefined ? { file: configFile } : {}) };
+    this.#inputs = {
+      code: codeValues,
+      env: env ?? process.env,
+      cwd: cwd ?? process.cwd(),
+      ...(configFile !== undefined ? { file: configFile } : {}),
+    };
     this.resolved = resolveAppConfig(this.#inputs);
     this.clock = clock ?? systemClock;
     this.logger = new Logger(() => ({ level: this.config.logLevel, toConsole: this.config.logToConsole }));

@@ -39,9 +39,7 @@ export class Logger {
     const context = taskContext.getStore();
     context?.log(level, message);
     if (!options.toConsole) return;
-    const stamp = context
-      ? ` ${context.taskId} inv=${context.invocationId} attempt=${context.attempt} runner=${context.runnerId}`
-      : "";
+    const stamp = context ? ` ${context.taskId} inv=${context.invocationId} attempt=${context.attempt} runner=${context.runnerId}` : "";
     process.stderr.write(`${new Date().toISOString()} ${level.toUpperCase()}${stamp} ${message}\n`);
   }
 }

@@ -1,14 +1,7 @@
 import { fork, type ChildProcess } from "node:child_process";
 import { isAbsolute, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import {
-  NencError,
-  ProcessCrashError,
-  RetryError,
-  SerializationError,
-  TaskFailedError,
-  UnknownTaskError,
-} from "../core/errors.js";
+import { NencError, ProcessCrashError, RetryError, SerializationError, TaskFailedError, UnknownTaskError } from "../core/errors.js";
 import { deserialize } from "../core/serializer.js";
 import type { ClaimedInvocation } from "../ports/records.js";
 import type { Nenc } from "./app.js";
@@ -60,7 +53,8 @@ export class ProcessExecutor implements Executor {
   };
 
   constructor(app: Nenc, capacity: number, options: ProcessExecutorOptions = {}) {
-    if (!Number.isInteger(capacity) || capacity < 1) throw new NencError(`the process runner needs a capacity of at least 1, got ${capacity}`);
+    if (!Number.isInteger(capacity) || capacity < 1)
+      throw new NencError(`the process runner needs a capacity of at least 1, got ${capacity}`);
     this.#app = app;
     this.capacity = capacity;
     this.#options = options;
@@ -286,7 +280,9 @@ class PoolChild {
         const running = this.#running;
         if (running?.invocation.id !== message.id) return;
         this.#running = undefined;
-        running.resolve(message.ok ? { ok: true, result: message.result } : { ok: false, text: message.error, className: message.className });
+        running.resolve(
+          message.ok ? { ok: true, result: message.result } : { ok: false, text: message.error, className: message.className },
+        );
         return;
       }
     }

@@ -111,7 +111,12 @@ export class Recovery {
     const deadAfter = this.#config.runnerDeadAfterMs;
     const isDead = (r: RunnerRecord) => runnerIsDead(r, now, deadAfter, connected);
     const newlyDead = runners.filter((r) => r.deadAt === null && r.stoppedAt === null && isDead(r));
-    if (newlyDead.length) await orchestrator.retireRunners(newlyDead.map((r) => r.id), "dead", now);
+    if (newlyDead.length)
+      await orchestrator.retireRunners(
+        newlyDead.map((r) => r.id),
+        "dead",
+        now,
+      );
     const live = new Set(runners.filter((r) => !isDead(r)).map((r) => r.id));
     // Scanning invocations is the costly part: do it when a runner was just found dead, and
     // otherwise every SWEEP_EVERY passes for what an earlier, interrupted pass left behind.

@@ -141,7 +141,9 @@ export class Worker {
         onReport: (report) => {
           this.#options.onRecovery?.(report);
           if (report.recovered.length) {
-            app.logger.info(`nenc: recovered ${report.recovered.length} invocation(s) from dead runner(s) ${report.deadRunners.join(", ") || "(earlier)"}`);
+            app.logger.info(
+              `nenc: recovered ${report.recovered.length} invocation(s) from dead runner(s) ${report.deadRunners.join(", ") || "(earlier)"}`,
+            );
           }
         },
       });
@@ -167,10 +169,12 @@ export class Worker {
     this.#active.clear();
     const now = this.#app.clock.now();
     // A finishing invocation's last write is queued: let the batcher land it instead.
-    const requests = active.filter((a) => !a.finishing).flatMap((a) => {
-      a.abort.abort();
-      return this.#planChain(a.state, ["KILLED", "REROUTED"], now);
-    });
+    const requests = active
+      .filter((a) => !a.finishing)
+      .flatMap((a) => {
+        a.abort.abort();
+        return this.#planChain(a.state, ["KILLED", "REROUTED"], now);
+      });
     try {
       await this.#batcher.drain();
       if (requests.length) await this.#backend.orchestrator.transition(requests);
@@ -267,7 +271,9 @@ export class Worker {
         if (this.#stopping) {
           // Claimed during stop: give them straight back.
           const now = this.#app.clock.now();
-          await this.#backend.orchestrator.transition(claimed.flatMap((c) => this.#planChain(this.#startedState(c), ["KILLED", "REROUTED"], now)));
+          await this.#backend.orchestrator.transition(
+            claimed.flatMap((c) => this.#planChain(this.#startedState(c), ["KILLED", "REROUTED"], now)),
+          );
           return;
         }
         if (claimed.length) crashPoint("claimed");
@@ -354,7 +360,9 @@ export class Worker {
     if (task && !(error instanceof UnknownTaskError) && isRetriable(task.retryPolicy, error, claimed.retries)) {
       const delay = retryDelayMs(task.retryPolicy, claimed.retries);
       const readyAt = this.#app.clock.now() + delay;
-      this.#app.logger.info(`nenc: ${claimed.taskId} ${claimed.id} failed (${errorRecord(error).message}); retry ${claimed.retries + 1} in ${delay} ms`);
+      this.#app.logger.info(
+        `nenc: ${claimed.taskId} ${claimed.id} failed (${errorRecord(error).message}); retry ${claimed.retries + 1} in ${delay} ms`,
+      );
       await this.#advance(active, "RETRY", { error: stored, retries: claimed.retries + 1, readyAt });
       return;
     }
@@ -379,7 +387,9 @@ export class Worker {
     if (await this.#write(request)) return true;
     if (!active.abort.aborted) {
       active.abort.abort();
-      this.#app.logger.warn(`nenc: ${active.claimed.taskId} ${active.claimed.id} attempt ${request.attempt} was taken from this runner; its ${to} was not recorded`);
+      this.#app.logger.warn(
+        `nenc: ${active.claimed.taskId} ${active.claimed.id} attempt ${request.attempt} was taken from this runner; its ${to} was not recorded`,
+      );
     }
     return false;
   }

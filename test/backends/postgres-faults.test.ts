@@ -61,7 +61,10 @@ class TempPostgres {
 
   cleanup(): void {
     if (existsSync(join(this.data, "postmaster.pid"))) {
-      spawnSync(this.#asUser[0] ?? `${this.#bin}/pg_ctl`, [...this.#asUser.slice(1), `${this.#bin}/pg_ctl`, "-D", this.data, "-m", "immediate", "stop"].slice(this.#asUser.length ? 0 : 1));
+      spawnSync(
+        this.#asUser[0] ?? `${this.#bin}/pg_ctl`,
+        [...this.#asUser.slice(1), `${this.#bin}/pg_ctl`, "-D", this.data, "-m", "immediate", "stop"].slice(this.#asUser.length ? 0 : 1),
+      );
     }
     rmSync(this.dir, { recursive: true, force: true });
   }
@@ -148,7 +151,9 @@ function setupApp(pg: TempPostgres, extra: Record<string, string> = {}): Setup {
 
 async function openClient(setup: Setup) {
   const app = new Nenc({ env: setup.env, configFile: null });
-  const { defineTasks } = (await import(setup.module)) as { defineTasks: (app: Nenc, runs: string) => { work: import("../../src/runtime/task.js").Task<[number, number], number> } };
+  const { defineTasks } = (await import(setup.module)) as {
+    defineTasks: (app: Nenc, runs: string) => { work: import("../../src/runtime/task.js").Task<[number, number], number> };
+  };
   return { app, tasks: defineTasks(app, setup.runsFile) };
 }
 
@@ -163,7 +168,13 @@ function startWorker(setup: Setup, options: { isolated?: boolean; concurrency?: 
   const node = [process.execPath, "--import", TSX, setup.module];
   const command = options.isolated ? ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child", ...node] : node;
   const child = spawn(command[0]!, command.slice(1), {
-    env: { ...process.env, ...setup.env, NENC_TEST_ROLE: "worker", NENC_TEST_RUNS: setup.runsFile, NENC_TEST_CONCURRENCY: String(options.concurrency ?? 8) },
+    env: {
+      ...process.env,
+      ...setup.env,
+      NENC_TEST_ROLE: "worker",
+      NENC_TEST_RUNS: setup.runsFile,
+      NENC_TEST_CONCURRENCY: String(options.concurrency ?? 8),
+    },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let stderr = "";
@@ -215,7 +226,9 @@ await backend.state.counts();
 await backend.close();
 `,
     );
-    const children = Array.from({ length: 4 }, () => spawn(process.execPath, ["--import", TSX, script], { env: { ...process.env, URL: pg.url }, stdio: ["ignore", "ignore", "pipe"] }));
+    const children = Array.from({ length: 4 }, () =>
+      spawn(process.execPath, ["--import", TSX, script], { env: { ...process.env, URL: pg.url }, stdio: ["ignore", "ignore", "pipe"] }),
+    );
     const outcomes = await Promise.all(
       children.map(
         (child) =>
@@ -226,13 +239,22 @@ await backend.close();
           }),
       ),
     );
-    assert.deepEqual(outcomes.map((o) => o.code), [0, 0, 0, 0], outcomes.map((o) => o.stderr).join("\n"));
+    assert.deepEqual(
+      outcomes.map((o) => o.code),
+      [0, 0, 0, 0],
+      outcomes.map((o) => o.stderr).join("\n"),
+    );
     const { PostgresConnection } = await import("../../src/backends/postgres/postgres-connection.js");
     const { MIGRATIONS } = await import("../../src/backends/postgres/postgres-migrations.js");
     const connection = await PostgresConnection.open({ url: pg.url, appId: "inspect" });
     try {
-      const rows = await connection.query<{ version: number; n: number }>("SELECT version, count(*) AS n FROM nenc.migrations GROUP BY version ORDER BY version");
-      assert.deepEqual(rows, MIGRATIONS.map((m) => ({ version: m.version, n: 1 })));
+      const rows = await connection.query<{ version: number; n: number }>(
+        "SELECT version, count(*) AS n FROM nenc.migrations GROUP BY version ORDER BY version",
+      );
+      assert.deepEqual(
+        rows,
+        MIGRATIONS.map((m) => ({ version: m.version, n: 1 })),
+      );
     } finally {
       await connection.close();
     }
@@ -246,14 +268,23 @@ await backend.close();
       await Promise.all(workers.map((w) => w.runnerId));
       const invs = await tasks.work.parallelize(Array.from({ length: 600 }, (_, i) => [i, 2] as [number, number]));
       const results = await Promise.all(invs.map((inv) => inv.result({ timeoutMs: 60_000 })));
-      assert.deepEqual(results, invs.map((_, i) => i));
-      const runs = readFileSync(setup.runsFile, "utf8").split("\n").filter(Boolean).map((line) => line.split(" "));
+      assert.deepEqual(
+        results,
+        invs.map((_, i) => i),
+      );
+      const runs = readFileSync(setup.runsFile, "utf8")
+        .split("\n")
+        .filter(Boolean)
+        .map((line) => line.split(" "));
       assert.equal(runs.length, invs.length, "no invocation ran twice");
       assert.equal(new Set(runs.map(([id]) => id)).size, invs.length);
       // Each body ran under the attempt that is final (a claimed-ahead invocation given back and
       // claimed again has a later attempt, but still one run).
       const finalAttempt = new Map(await Promise.all(invs.map(async (inv) => [inv.id, String((await inv.record()).attempt)] as const)));
-      assert.ok(runs.every(([id, attempt]) => finalAttempt.get(id!) === attempt), "every run was its invocation's final attempt");
+      assert.ok(
+        runs.every(([id, attempt]) => finalAttempt.get(id!) === attempt),
+        "every run was its invocation's final attempt",
+      );
       assert.ok(new Set(runs.map(([, , pid]) => pid)).size > 1, "the work was shared between processes");
     } finally {
       await Promise.all(workers.map((w) => kill(w, "SIGTERM")));
@@ -296,7 +327,11 @@ await backend.close();
         const record = await inv.record();
         // Once, under its final attempt (claimed-ahead work given back across the outage is
         // claimed again at a later attempt without having run).
-        assert.deepEqual(runs.get(inv.id), [String(record.attempt)], `${inv.id} ran once, at its final attempt (${record.status}, attempt ${record.attempt})`);
+        assert.deepEqual(
+          runs.get(inv.id),
+          [String(record.attempt)],
+          `${inv.id} ran once, at its final attempt (${record.status}, attempt ${record.attempt})`,
+        );
       }
       assert.equal(worker.child.exitCode, null, "the worker is still up");
     } finally {
@@ -311,10 +346,20 @@ await backend.close();
     const doomed = startWorker(setup, { isolated: true, concurrency: 4 });
     try {
       const doomedId = await doomed.runnerId;
-      const invs = await tasks.work.parallelize([[1, 60_000], [2, 60_000], [3, 60_000]]);
-      await eventually(async () => (await Promise.all(invs.map((i) => i.record()))).every((r) => r.status === "RUNNING" && r.owner === doomedId), "the isolated worker to run all three");
+      const invs = await tasks.work.parallelize([
+        [1, 60_000],
+        [2, 60_000],
+        [3, 60_000],
+      ]);
+      await eventually(
+        async () => (await Promise.all(invs.map((i) => i.record()))).every((r) => r.status === "RUNNING" && r.owner === doomedId),
+        "the isolated worker to run all three",
+      );
       const backend = await app.backend();
-      await eventually(async () => (await backend.orchestrator.connectedRunners?.())?.has(doomedId), "its heartbeat connection to hold its lock");
+      await eventually(
+        async () => (await backend.orchestrator.connectedRunners?.())?.has(doomedId),
+        "its heartbeat connection to hold its lock",
+      );
 
       const reports: string[][] = [];
       await app.startWorker({ concurrency: 4, heartbeat: "inline", onRecovery: (report) => reports.push(report.deadRunners) });
@@ -322,7 +367,10 @@ await backend.close();
       // Its heartbeat would only time out after 10 minutes: recovery found it by its closed connection.
       const rerun = invs.map((inv) => eventually(async () => (runsOf(setup).get(inv.id)?.length ?? 0) >= 2, "the re-run", 60_000));
       await Promise.all(rerun);
-      assert.ok(reports.some((dead) => dead.includes(doomedId)), "recovery declared the killed runner dead");
+      assert.ok(
+        reports.some((dead) => dead.includes(doomedId)),
+        "recovery declared the killed runner dead",
+      );
       for (const inv of invs) {
         assert.deepEqual(runsOf(setup).get(inv.id), ["1", "2"]);
         const history = (await inv.history()).map((h) => h.status);
@@ -357,7 +405,8 @@ await backend.close();
 
       signalWorker("CONT");
       await eventually(
-        async () => (await backend.orchestrator.runners()).some((r) => r.id !== pausedId && r.hostId === pausedRunner!.hostId && r.deadAt === null),
+        async () =>
+          (await backend.orchestrator.runners()).some((r) => r.id !== pausedId && r.hostId === pausedRunner!.hostId && r.deadAt === null),
         "the resumed worker to carry on as a new runner",
       );
       await eventually(async () => (runsOf(setup).get(inv!.id)?.length ?? 0) >= 2, "both runs recorded");
@@ -365,7 +414,11 @@ await backend.close();
       const after = await inv!.record();
       assert.equal(after.status, "SUCCESS");
       assert.equal(after.attempt, 2);
-      assert.deepEqual((await inv!.history()).filter((h) => h.runnerId === pausedId).map((h) => h.status), ["PENDING", "RUNNING"], "the resumed runner wrote nothing more");
+      assert.deepEqual(
+        (await inv!.history()).filter((h) => h.runnerId === pausedId).map((h) => h.status),
+        ["PENDING", "RUNNING"],
+        "the resumed runner wrote nothing more",
+      );
     } finally {
       signalWorker("CONT");
       await kill(paused);

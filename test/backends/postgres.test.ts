@@ -44,9 +44,19 @@ describe("postgres: apps sharing one server", () => {
       assert.deepEqual(await one.state.list({}), []);
       assert.deepEqual(await one.orchestrator.runners(), []);
       assert.equal((await two.state.list({})).length, 2);
-      assert.deepEqual((await two.orchestrator.runners()).map((r) => r.id), ["r"]);
-      assert.equal(await two.orchestrator.acquireLease("recovery", "third", now + 1, 60_000), false, "its lease survived the other app's purge");
-      assert.deepEqual((await two.state.history(shared.id)).map((h) => h.status), ["REGISTERED"]);
+      assert.deepEqual(
+        (await two.orchestrator.runners()).map((r) => r.id),
+        ["r"],
+      );
+      assert.equal(
+        await two.orchestrator.acquireLease("recovery", "third", now + 1, 60_000),
+        false,
+        "its lease survived the other app's purge",
+      );
+      assert.deepEqual(
+        (await two.state.history(shared.id)).map((h) => h.status),
+        ["REGISTERED"],
+      );
     } finally {
       await two.state.purge();
       await one.close();
@@ -70,11 +80,25 @@ describe("postgres: query plans", () => {
       const types = "text, text, bigint, integer, text[], text, text";
       await client.query(`PREPARE plan_check (${types}) AS ${CLAIM.text}`);
       const literal = (value: string) => `'${value.replace(/'/g, "''")}'`;
-      const args = [literal(appId), literal("r"), String(now), "50", literal(`{${CLAIMABLE_STATUSES.join(",")}}`), literal(CLAIMED_STATUS), literal(STARTED_STATUS)];
-      const { rows } = await client.query<{ "QUERY PLAN": [{ Plan: PlanNode }] }>(`EXPLAIN (FORMAT JSON) EXECUTE plan_check(${args.join(", ")})`);
+      const args = [
+        literal(appId),
+        literal("r"),
+        String(now),
+        "50",
+        literal(`{${CLAIMABLE_STATUSES.join(",")}}`),
+        literal(CLAIMED_STATUS),
+        literal(STARTED_STATUS),
+      ];
+      const { rows } = await client.query<{ "QUERY PLAN": [{ Plan: PlanNode }] }>(
+        `EXPLAIN (FORMAT JSON) EXECUTE plan_check(${args.join(", ")})`,
+      );
       const nodes = flatten(rows[0]!["QUERY PLAN"][0].Plan);
       const onInvocations = nodes.filter((n) => n["Relation Name"] === "invocations");
-      assert.deepEqual(onInvocations.filter((n) => /Seq Scan|Bitmap/.test(n["Node Type"])), [], "no whole-table scan of invocations");
+      assert.deepEqual(
+        onInvocations.filter((n) => /Seq Scan|Bitmap/.test(n["Node Type"])),
+        [],
+        "no whole-table scan of invocations",
+      );
       assert.ok(
         onInvocations.some((n) => n["Node Type"] === "Index Scan" && n["Index Name"] === "invocations_queue"),
         `the queue index walked in order: ${JSON.stringify(nodes.map((n) => [n["Node Type"], n["Index Name"]]))}`,

@@ -138,7 +138,10 @@ function ping(port: number): Promise<boolean> {
 }
 
 function fixtureOn(server: RedisServer): BackendFixture {
-  return { name: "redis", env: () => ({ NENC_BACKEND: "redis", NENC_REDIS_URL: server.url, NENC_APP_ID: `faults-${randomUUID().slice(0, 8)}` }) };
+  return {
+    name: "redis",
+    env: () => ({ NENC_BACKEND: "redis", NENC_REDIS_URL: server.url, NENC_APP_ID: `faults-${randomUUID().slice(0, 8)}` }),
+  };
 }
 
 /** "<invocation>:<attempt>:<runner>" lines written by the `mark` task, grouped by invocation. */
@@ -163,7 +166,10 @@ describe("redis: server faults", () => {
       const before = await double.invoke(1);
       await server.kill();
       for (const call of [() => double.invoke(2), () => before.status()]) {
-        const error: unknown = await call().then(() => null, (e: unknown) => e);
+        const error: unknown = await call().then(
+          () => null,
+          (e: unknown) => e,
+        );
         assert.ok(error instanceof NencError, `a NencError, not ${String(error)}`);
         assert.match(error.message, unreachable(server.port));
       }
@@ -176,54 +182,72 @@ describe("redis: server faults", () => {
   });
 
   for (const outageMs of [300, 3000]) {
-  it(`restart with an append-only file while tasks run, down ${outageMs} ms: nothing lost, no attempt run twice, workers carry on`, TEST, async () => {
-    const server = await RedisServer.start(true);
-    const fixture = fixtureOn(server);
-    const env = fixture.env();
-    const { app } = await openApp(fixture, { env });
-    const { mark } = defineTasks(app);
-    const pool = newPool();
-    const markers = join(server.dir, "markers");
-    try {
-      const workers = [await pool.start(env), await pool.start(env)];
-      const first = await mark.parallelize(Array.from({ length: 3000 }, () => [markers, 20] as [string, number]));
-      await eventually(async () => runsByInvocation(markers).size >= 300, "work to be under way");
-      await server.kill();
-      const doneAtKill = runsByInvocation(markers).size;
-      await sleep(outageMs);
-      await server.start();
-      const second = await eventually(
-        () => mark.parallelize(Array.from({ length: 500 }, () => [markers, 0] as [string, number])),
-        "the client to enqueue again after the restart",
-      );
-      const all = [...first, ...second];
-      const ids = new Set(all.map((inv) => inv.id));
-      await eventually(async () => (await app.backend()).state.counts().then((c) => c.SUCCESS === ids.size), "every invocation to succeed", WAIT);
+    it(
+      `restart with an append-only file while tasks run, down ${outageMs} ms: nothing lost, no attempt run twice, workers carry on`,
+      TEST,
+      async () => {
+        const server = await RedisServer.start(true);
+        const fixture = fixtureOn(server);
+        const env = fixture.env();
+        const { app } = await openApp(fixture, { env });
+        const { mark } = defineTasks(app);
+        const pool = newPool();
+        const markers = join(server.dir, "markers");
+        try {
+          const workers = [await pool.start(env), await pool.start(env)];
+          const first = await mark.parallelize(Array.from({ length: 3000 }, () => [markers, 20] as [string, number]));
+          await eventually(async () => runsByInvocation(markers).size >= 300, "work to be under way");
+          await server.kill();
+          const doneAtKill = runsByInvocation(markers).size;
+          await sleep(outageMs);
+          await server.start();
+          const second = await eventually(
+            () => mark.parallelize(Array.from({ length: 500 }, () => [markers, 0] as [string, number])),
+            "the client to enqueue again after the restart",
+          );
+          const all = [...first, ...second];
+          const ids = new Set(all.map((inv) => inv.id));
+          await eventually(
+            async () => (await app.backend()).state.counts().then((c) => c.SUCCESS === ids.size),
+            "every invocation to succeed",
+            WAIT,
+          );
 
-      const runs = runsByInvocation(markers);
-      const backend = await app.backend();
-      let reruns = 0;
-      for (const id of ids) {
-        const attempts = runs.get(id) ?? [];
-        assert.equal(new Set(attempts).size, attempts.length, `invocation ${id} ran an attempt twice: ${attempts.join(", ")}`);
-        const history = (await backend.state.history(id)).map((h) => h.status);
-        const takenBack = history.filter((s) => s === "RUNNING_RECOVERY" || s === "PENDING_RECOVERY" || s === "KILLED").length;
-        assert.ok(attempts.length <= 1 + takenBack, `invocation ${id} ran ${attempts.length} times, taken back ${takenBack}: ${history.join(" > ")}`);
-        reruns += attempts.length - 1;
-      }
-      assert.equal([...runs.keys()].filter((id) => !ids.has(id)).length, 0);
-      for (const worker of workers) {
-        assert.ok(worker.running, `worker ${worker.pid} survived the restart:\n${worker.output}`);
-        assert.doesNotMatch(worker.output, /node_modules\/ioredis/, "no driver internals in what the worker printed");
-      }
-      for (const worker of workers) assert.equal((await worker.stop()).code, 0, worker.output);
-      console.log(`# down ${outageMs} ms with ${doneAtKill} of 3000 started; ${reruns} attempt(s) re-run after being taken back`);
-      if (process.env["SHOW_WORKERS"]) for (const w of workers) console.log(w.output.split("\n").map((l) => "# " + l).join("\n"));
-    } finally {
-      await pool.killAll();
-      await app.close();
-    }
-  });
+          const runs = runsByInvocation(markers);
+          const backend = await app.backend();
+          let reruns = 0;
+          for (const id of ids) {
+            const attempts = runs.get(id) ?? [];
+            assert.equal(new Set(attempts).size, attempts.length, `invocation ${id} ran an attempt twice: ${attempts.join(", ")}`);
+            const history = (await backend.state.history(id)).map((h) => h.status);
+            const takenBack = history.filter((s) => s === "RUNNING_RECOVERY" || s === "PENDING_RECOVERY" || s === "KILLED").length;
+            assert.ok(
+              attempts.length <= 1 + takenBack,
+              `invocation ${id} ran ${attempts.length} times, taken back ${takenBack}: ${history.join(" > ")}`,
+            );
+            reruns += attempts.length - 1;
+          }
+          assert.equal([...runs.keys()].filter((id) => !ids.has(id)).length, 0);
+          for (const worker of workers) {
+            assert.ok(worker.running, `worker ${worker.pid} survived the restart:\n${worker.output}`);
+            assert.doesNotMatch(worker.output, /node_modules\/ioredis/, "no driver internals in what the worker printed");
+          }
+          for (const worker of workers) assert.equal((await worker.stop()).code, 0, worker.output);
+          console.log(`# down ${outageMs} ms with ${doneAtKill} of 3000 started; ${reruns} attempt(s) re-run after being taken back`);
+          if (process.env["SHOW_WORKERS"])
+            for (const w of workers)
+              console.log(
+                w.output
+                  .split("\n")
+                  .map((l) => "# " + l)
+                  .join("\n"),
+              );
+        } finally {
+          await pool.killAll();
+          await app.close();
+        }
+      },
+    );
   }
 
   it("restart without persistence: workers register again by themselves and run new work", TEST, async () => {
@@ -269,7 +293,10 @@ setInterval(() => {}, 1000);
 
 describe("redis: runner connections", () => {
   it("finds a runner dead once its connection closes, with no heartbeat timeout, and not while it is only stopped", TEST, async () => {
-    const fixture: BackendFixture = { name: "redis", env: () => ({ NENC_BACKEND: "redis", NENC_REDIS_URL: "redis://127.0.0.1:6379", NENC_APP_ID: `conn-${randomUUID().slice(0, 8)}` }) };
+    const fixture: BackendFixture = {
+      name: "redis",
+      env: () => ({ NENC_BACKEND: "redis", NENC_REDIS_URL: "redis://127.0.0.1:6379", NENC_APP_ID: `conn-${randomUUID().slice(0, 8)}` }),
+    };
     // The clock never moves: a heartbeat can never time out, only a closed connection tells.
     const clock = new ManualClock(Date.now());
     const { app, backend } = await openApp(fixture, { clock });
@@ -279,13 +306,23 @@ describe("redis: runner connections", () => {
     const inv = newInvocation("t");
     await backend.orchestrator.register([inv]);
     const runnerId = "remote runner, with odd characters: ,%";
-    const child = spawn(process.execPath, ["--import", "tsx", script, "redis://127.0.0.1:6379", app.appId, runnerId], { stdio: ["ignore", "pipe", "inherit"] });
+    const child = spawn(process.execPath, ["--import", "tsx", script, "redis://127.0.0.1:6379", app.appId, runnerId], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
     const exited = new Promise((resolve) => child.once("exit", resolve));
     let output = "";
     child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
     try {
       await eventually(async () => output.includes(`running ${inv.id}`), "the remote runner to run the invocation");
-      const recovery = new Recovery({ backend, config: app.config, clock, holder: () => "recoverer", onError: (e) => { throw e; } });
+      const recovery = new Recovery({
+        backend,
+        config: app.config,
+        clock,
+        holder: () => "recoverer",
+        onError: (e) => {
+          throw e;
+        },
+      });
       assert.ok((await backend.orchestrator.connectedRunners?.())?.has(runnerId), "connected while its process lives");
 
       child.kill("SIGSTOP");
@@ -294,7 +331,10 @@ describe("redis: runner connections", () => {
 
       child.kill("SIGKILL");
       await exited;
-      await eventually(async () => !(await backend.orchestrator.connectedRunners?.())?.has(runnerId), "the server to see the connection close");
+      await eventually(
+        async () => !(await backend.orchestrator.connectedRunners?.())?.has(runnerId),
+        "the server to see the connection close",
+      );
       const report = await recovery.pass();
       assert.deepEqual(report?.deadRunners, [runnerId]);
       assert.deepEqual(report?.recovered, [inv.id]);
@@ -371,40 +411,60 @@ class LossyProxy {
 
 describe("redis: lost claim replies", () => {
   for (const lostStart of [true, false]) {
-  it(`a ${lostStart ? "start" : "plain"} claim whose reply was lost is handed to the runner's next start claim, RUNNING`, TEST, async () => {
-    const proxy = await LossyProxy.start(6379);
-    const backend = createRedisBackend({ url: proxy.url, appId: `lost-${randomUUID().slice(0, 8)}` });
-    try {
-      const runner = remoteRunner();
-      const at = Date.now();
-      await backend.orchestrator.registerRunner(runner, at);
-      // Claims nothing, but loads the script: the reply lost below is the claim's own.
-      assert.deepEqual(await backend.broker.claim(runner.id, 1, at, { start: true }), []);
-      const invs = [newInvocation("t", [1], at - 1), newInvocation("t", [2], at)];
-      await backend.orchestrator.register(invs);
-      proxy.loseNextReply();
-      await assert.rejects(backend.broker.claim(runner.id, 1, at, { start: lostStart }), RedisUnreachableError);
-      await proxy.restore();
+    it(
+      `a ${lostStart ? "start" : "plain"} claim whose reply was lost is handed to the runner's next start claim, RUNNING`,
+      TEST,
+      async () => {
+        const proxy = await LossyProxy.start(6379);
+        const backend = createRedisBackend({ url: proxy.url, appId: `lost-${randomUUID().slice(0, 8)}` });
+        try {
+          const runner = remoteRunner();
+          const at = Date.now();
+          await backend.orchestrator.registerRunner(runner, at);
+          // Claims nothing, but loads the script: the reply lost below is the claim's own.
+          assert.deepEqual(await backend.broker.claim(runner.id, 1, at, { start: true }), []);
+          const invs = [newInvocation("t", [1], at - 1), newInvocation("t", [2], at)];
+          await backend.orchestrator.register(invs);
+          proxy.loseNextReply();
+          await assert.rejects(backend.broker.claim(runner.id, 1, at, { start: lostStart }), RedisUnreachableError);
+          await proxy.restore();
 
-      const later = at + 1;
-      const claimed = await backend.broker.claim(runner.id, 1, later, { start: true });
-      assert.deepEqual(claimed.map((c) => [c.id, c.attempt]), [[invs[0]!.id, 1]], "handed out again, and it counts towards max");
-      const record = await backend.state.get(invs[0]!.id);
-      assert.equal(record?.status, "RUNNING");
-      assert.equal(record?.owner, runner.id);
-      assert.deepEqual(
-        (await backend.state.history(invs[0]!.id)).map((h) => [h.status, h.attempt, h.runnerId, h.at]),
-        [["REGISTERED", 0, null, at - 1], ["PENDING", 1, runner.id, at], ["RUNNING", 1, runner.id, lostStart ? at : later]],
-      );
-      const counts = await backend.state.counts();
-      assert.deepEqual([counts.REGISTERED, counts.PENDING ?? 0, counts.RUNNING], [1, 0, 1]);
-      assert.deepEqual((await backend.state.list({ statuses: ["RUNNING"] })).map((r) => r.id), [invs[0]!.id], "indexed as RUNNING");
-      assert.deepEqual((await backend.broker.claim(runner.id, 5, later, { start: true })).map((c) => c.id), [invs[1]!.id], "handed out once");
-    } finally {
-      await backend.state.purge();
-      await backend.close();
-      proxy.close();
-    }
-  });
+          const later = at + 1;
+          const claimed = await backend.broker.claim(runner.id, 1, later, { start: true });
+          assert.deepEqual(
+            claimed.map((c) => [c.id, c.attempt]),
+            [[invs[0]!.id, 1]],
+            "handed out again, and it counts towards max",
+          );
+          const record = await backend.state.get(invs[0]!.id);
+          assert.equal(record?.status, "RUNNING");
+          assert.equal(record?.owner, runner.id);
+          assert.deepEqual(
+            (await backend.state.history(invs[0]!.id)).map((h) => [h.status, h.attempt, h.runnerId, h.at]),
+            [
+              ["REGISTERED", 0, null, at - 1],
+              ["PENDING", 1, runner.id, at],
+              ["RUNNING", 1, runner.id, lostStart ? at : later],
+            ],
+          );
+          const counts = await backend.state.counts();
+          assert.deepEqual([counts.REGISTERED, counts.PENDING ?? 0, counts.RUNNING], [1, 0, 1]);
+          assert.deepEqual(
+            (await backend.state.list({ statuses: ["RUNNING"] })).map((r) => r.id),
+            [invs[0]!.id],
+            "indexed as RUNNING",
+          );
+          assert.deepEqual(
+            (await backend.broker.claim(runner.id, 5, later, { start: true })).map((c) => c.id),
+            [invs[1]!.id],
+            "handed out once",
+          );
+        } finally {
+          await backend.state.purge();
+          await backend.close();
+          proxy.close();
+        }
+      },
+    );
   }
 });

@@ -46,7 +46,10 @@ function tamper(path: string, sql: string, ...params: unknown[]): void {
 
 async function registerRunner(backend: SqliteBackend, id: string): Promise<void> {
   const now = Date.now();
-  await backend.orchestrator.registerRunner({ id, kind: "async", hostId: "h", hostname: "host-x", pid: 77, pidStart: null, startedAt: now }, now);
+  await backend.orchestrator.registerRunner(
+    { id, kind: "async", hostId: "h", hostname: "host-x", pid: 77, pidStart: null, startedAt: now },
+    now,
+  );
 }
 
 describe("sqlite: one file per app", () => {
@@ -98,7 +101,10 @@ describe("sqlite: one file per app", () => {
   it("refuses a file that is not a database with a clear error", () => {
     const path = join(dir, "not-a-database.sqlite");
     writeFileSync(path, "this is a text file, not SQLite, and long enough to have a header ".repeat(20));
-    assert.throws(() => createSqliteBackend({ path, appId: "app" }), (error: unknown) => error instanceof NencError && error.message.includes(path));
+    assert.throws(
+      () => createSqliteBackend({ path, appId: "app" }),
+      (error: unknown) => error instanceof NencError && error.message.includes(path),
+    );
   });
 
   it("rebuilds an index derived from the status table when its definition changed", async () => {
@@ -134,12 +140,21 @@ describe("sqlite: damaged rows", () => {
       return true;
     });
     assert.equal((await backend.state.get("inv-1"))?.status, "REGISTERED");
-    assert.deepEqual((await backend.state.list({})).map((r) => r.id), ["inv-1", "inv-3"]);
+    assert.deepEqual(
+      (await backend.state.list({})).map((r) => r.id),
+      ["inv-1", "inv-3"],
+    );
     assert.deepEqual(await backend.state.counts(), { REGISTERED: 2 });
-    assert.ok(reported.some((e) => e.key === "inv-2" && e.field === "status"), "the bad row was reported");
+    assert.ok(
+      reported.some((e) => e.key === "inv-2" && e.field === "status"),
+      "the bad row was reported",
+    );
     // It is not claimable either, while the sound rows still are.
     await registerRunner(backend, "r");
-    assert.deepEqual((await backend.broker.claim("r", 10, Date.now())).map((c) => c.id), ["inv-1", "inv-3"]);
+    assert.deepEqual(
+      (await backend.broker.claim("r", 10, Date.now())).map((c) => c.id),
+      ["inv-1", "inv-3"],
+    );
   });
 
   it("a field stored as a blob instead of text fails that row only", async () => {
@@ -149,7 +164,10 @@ describe("sqlite: damaged rows", () => {
     await backend.orchestrator.register([invocation(1), invocation(2)]);
     tamper(path, "UPDATE invocations SET call_id = ? WHERE id = 'inv-1'", Buffer.from([0xff, 0xfe, 0x00]));
     await assert.rejects(backend.state.get("inv-1"), /callId is a 3-byte blob/);
-    assert.deepEqual((await backend.state.list({})).map((r) => r.id), ["inv-2"]);
+    assert.deepEqual(
+      (await backend.state.list({})).map((r) => r.id),
+      ["inv-2"],
+    );
     assert.equal(reported.length, 1);
   });
 
@@ -172,18 +190,39 @@ describe("sqlite: damaged rows", () => {
     await registerRunner(backend, "r");
     await backend.orchestrator.register([invocation(1)]);
     const [claimed] = await backend.broker.claim("r", 1, Date.now());
-    const running = planTransition({ id: "inv-1", status: "PENDING", attempt: claimed!.attempt, owner: "r" }, "RUNNING", { by: "r", at: Date.now() });
+    const running = planTransition({ id: "inv-1", status: "PENDING", attempt: claimed!.attempt, owner: "r" }, "RUNNING", {
+      by: "r",
+      at: Date.now(),
+    });
     assert.deepEqual(await backend.orchestrator.transition([running]), [true]);
     const line = { invocationId: "inv-1", attempt: 1, runnerId: "r", at: Date.now(), level: "info" as const };
-    assert.equal(await backend.state.appendLogs([{ ...line, message: "one" }, { ...line, message: "two" }]), 2);
+    assert.equal(
+      await backend.state.appendLogs([
+        { ...line, message: "one" },
+        { ...line, message: "two" },
+      ]),
+      2,
+    );
     tamper(path, "UPDATE history SET status = 'LOST' WHERE status = 'PENDING'");
     tamper(path, "UPDATE logs SET level = 'loud' WHERE message = 'one'");
-    assert.deepEqual((await backend.state.history("inv-1")).map((h) => [h.status, h.hostname, h.pid]), [
-      ["REGISTERED", null, null],
-      ["RUNNING", "host-x", 77],
-    ]);
-    assert.deepEqual((await backend.state.logs("inv-1")).map((l) => l.message), ["two"]);
-    assert.deepEqual(reported.map((e) => [e.table, e.field]), [["history", "status"], ["logs", "level"]]);
+    assert.deepEqual(
+      (await backend.state.history("inv-1")).map((h) => [h.status, h.hostname, h.pid]),
+      [
+        ["REGISTERED", null, null],
+        ["RUNNING", "host-x", 77],
+      ],
+    );
+    assert.deepEqual(
+      (await backend.state.logs("inv-1")).map((l) => l.message),
+      ["two"],
+    );
+    assert.deepEqual(
+      reported.map((e) => [e.table, e.field]),
+      [
+        ["history", "status"],
+        ["logs", "level"],
+      ],
+    );
   });
 });
 

@@ -56,11 +56,7 @@ export function remoteRunner(id = `remote-${randomUUID().slice(0, 8)}`, at = Dat
   return { id, kind: "async", hostId: "another-host", hostname: "elsewhere", pid: 4242, pidStart: null, startedAt: at };
 }
 
-export async function eventually<T>(
-  probe: () => Promise<T | undefined | null | false>,
-  what: string,
-  timeoutMs = 20_000,
-): Promise<T> {
+export async function eventually<T>(probe: () => Promise<T | undefined | null | false>, what: string, timeoutMs = 20_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -70,7 +66,8 @@ export async function eventually<T>(
     } catch (error) {
       last = error;
     }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${last instanceof Error ? String(last) : inspect(last)}` : ""}`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${what}${last ? `: ${last instanceof Error ? String(last) : inspect(last)}` : ""}`);
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
 }

@@ -14,7 +14,15 @@ export function recoveryCases(fixture: BackendFixture): void {
     const clock = new ManualClock(Date.now());
     const opened = await openApp(fixture, { clock });
     const recoverer = (holder: string) =>
-      new Recovery({ backend: opened.backend, config: opened.app.config, clock, holder: () => holder, onError: (e) => { throw e; } });
+      new Recovery({
+        backend: opened.backend,
+        config: opened.app.config,
+        clock,
+        holder: () => holder,
+        onError: (e) => {
+          throw e;
+        },
+      });
     return { ...opened, clock, recoverer };
   };
 
@@ -24,7 +32,12 @@ export function recoveryCases(fixture: BackendFixture): void {
     await b.orchestrator.register([inv]);
     const [claimed] = await b.broker.claim(runner, 1, now);
     assert.equal(claimed?.id, inv.id);
-    let state = { id: inv.id, status: "PENDING" as const as import("../../src/core/status.js").Status, attempt: claimed.attempt, owner: runner as string | null };
+    let state = {
+      id: inv.id,
+      status: "PENDING" as const as import("../../src/core/status.js").Status,
+      attempt: claimed.attempt,
+      owner: runner as string | null,
+    };
     for (const to of path) {
       const request = planTransition(state, to, { by: runner, at: now });
       assert.deepEqual(await b.orchestrator.transition([request]), [true]);
@@ -85,7 +98,10 @@ export function recoveryCases(fixture: BackendFixture): void {
       try {
         await b.orchestrator.registerRunner(remoteRunner("stopper"), clock.now());
         const id = await owned(b, "stopper", clock.now());
-        const killed = planTransition({ id, status: "RUNNING", attempt: 1, owner: "stopper" }, "KILLED", { by: "stopper", at: clock.now() });
+        const killed = planTransition({ id, status: "RUNNING", attempt: 1, owner: "stopper" }, "KILLED", {
+          by: "stopper",
+          at: clock.now(),
+        });
         await b.orchestrator.transition([killed]);
         const recovery = recoverer("r");
         assert.deepEqual((await recovery.pass())?.recovered, [], "not at once: its runner may be about to reroute it");

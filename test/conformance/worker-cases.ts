@@ -29,9 +29,13 @@ function defineTasks(app: Nenc) {
       },
       { maxRetries: 5, retryFor: [FlakyError], retryBackoffMs: 5, retryBackoffMaxMs: 20 },
     ),
-    retryAlways: app.task("retryAlways", async () => {
-      throw new RetryError("again");
-    }, { maxRetries: 2, retryBackoffMs: 1, retryBackoffMaxMs: 5 }),
+    retryAlways: app.task(
+      "retryAlways",
+      async () => {
+        throw new RetryError("again");
+      },
+      { maxRetries: 2, retryBackoffMs: 1, retryBackoffMaxMs: 5 },
+    ),
     sleepy: app.task("sleepy", async (ms: number) => {
       await sleep(ms);
       return "slept";
@@ -52,107 +56,163 @@ export function workerCases(fixture: BackendFixture): void {
   };
 
   describe(`${fixture.name}: results and errors`, () => {
-    it("runs an invocation and returns its result, with the whole history", withWorker(async ({ app }, { add }) => {
-      const inv = await add.invoke(2, 3);
-      assert.equal(await inv.result(), 5);
-      assert.equal(await inv.status(), "SUCCESS");
-      const history = await inv.history();
-      assert.deepEqual(history.map((h) => h.status), ["REGISTERED", "PENDING", "RUNNING", "SUCCESS"]);
-      assert.equal(history[2]?.pid, process.pid);
-      assert.ok(history[2]?.hostname);
-      assert.equal(await app.invocation<number>(inv.id).result(), 5, "a handle from the id sees the same");
-    }));
+    it(
+      "runs an invocation and returns its result, with the whole history",
+      withWorker(async ({ app }, { add }) => {
+        const inv = await add.invoke(2, 3);
+        assert.equal(await inv.result(), 5);
+        assert.equal(await inv.status(), "SUCCESS");
+        const history = await inv.history();
+        assert.deepEqual(
+          history.map((h) => h.status),
+          ["REGISTERED", "PENDING", "RUNNING", "SUCCESS"],
+        );
+        assert.equal(history[2]?.pid, process.pid);
+        assert.ok(history[2]?.hostname);
+        assert.equal(await app.invocation<number>(inv.id).result(), 5, "a handle from the id sees the same");
+      }),
+    );
 
-    it("carries Date, Map, Set, BigInt, undefined and Error through arguments and results", withWorker(async (_t, { echo }) => {
-      const value = { when: new Date(0), map: new Map([["k", 1n]]), set: new Set([1, 2]), nothing: undefined, err: new RangeError("r"), nan: NaN, $nenc: "literal" };
-      const back = (await (await echo.invoke(value)).result()) as typeof value;
-      assert.deepEqual(back.when, new Date(0));
-      assert.deepEqual(back.map, new Map([["k", 1n]]));
-      assert.deepEqual(back.set, new Set([1, 2]));
-      assert.ok("nothing" in back && back.nothing === undefined);
-      assert.ok(back.err instanceof Error && back.err.name === "RangeError" && back.err.message === "r");
-      assert.ok(Number.isNaN(back.nan));
-      assert.equal(back.$nenc, "literal");
-    }));
+    it(
+      "carries Date, Map, Set, BigInt, undefined and Error through arguments and results",
+      withWorker(async (_t, { echo }) => {
+        const value = {
+          when: new Date(0),
+          map: new Map([["k", 1n]]),
+          set: new Set([1, 2]),
+          nothing: undefined,
+          err: new RangeError("r"),
+          nan: NaN,
+          $nenc: "literal",
+        };
+        const back = (await (await echo.invoke(value)).result()) as typeof value;
+        assert.deepEqual(back.when, new Date(0));
+        assert.deepEqual(back.map, new Map([["k", 1n]]));
+        assert.deepEqual(back.set, new Set([1, 2]));
+        assert.ok("nothing" in back && back.nothing === undefined);
+        assert.ok(back.err instanceof Error && back.err.name === "RangeError" && back.err.message === "r");
+        assert.ok(Number.isNaN(back.nan));
+        assert.equal(back.$nenc, "literal");
+      }),
+    );
 
-    it("rejects result() of a failed task with its error", withWorker(async (_t, { boom }) => {
-      const inv = await boom.invoke("bad input");
-      await assert.rejects(inv.result(), (error: unknown) => {
-        assert.ok(error instanceof TaskFailedError);
-        assert.equal(error.failure.name, "TypeError");
-        assert.equal(error.failure.message, "bad input");
-        return true;
-      });
-      assert.equal(await inv.status(), "FAILED");
-    }));
+    it(
+      "rejects result() of a failed task with its error",
+      withWorker(async (_t, { boom }) => {
+        const inv = await boom.invoke("bad input");
+        await assert.rejects(inv.result(), (error: unknown) => {
+          assert.ok(error instanceof TaskFailedError);
+          assert.equal(error.failure.name, "TypeError");
+          assert.equal(error.failure.message, "bad input");
+          return true;
+        });
+        assert.equal(await inv.status(), "FAILED");
+      }),
+    );
 
-    it("refuses an argument it cannot carry at invoke, naming it", withWorker(async ({ backend }, { echo }) => {
-      await assert.rejects(echo.invoke({ callback: () => 1 }), (error: unknown) => {
-        assert.ok(error instanceof SerializationError);
-        assert.match(error.message, /argument 0 of echo\.callback is a function/);
-        return true;
-      });
-      assert.equal((await backend.state.list({})).length, 0, "nothing was stored");
-    }));
+    it(
+      "refuses an argument it cannot carry at invoke, naming it",
+      withWorker(async ({ backend }, { echo }) => {
+        await assert.rejects(echo.invoke({ callback: () => 1 }), (error: unknown) => {
+          assert.ok(error instanceof SerializationError);
+          assert.match(error.message, /argument 0 of echo\.callback is a function/);
+          return true;
+        });
+        assert.equal((await backend.state.list({})).length, 0, "nothing was stored");
+      }),
+    );
 
-    it("stores log lines with the invocation, stamped with its attempt and runner", withWorker(async (_t, { chatty }) => {
-      const inv = await chatty.invoke(3);
-      await inv.result();
-      const logs = await inv.logs();
-      assert.deepEqual(logs.map((l) => l.message), ["line 0", "line 1", "line 2"]);
-      assert.ok(logs.every((l) => l.attempt === 1 && l.runnerId.length > 0 && l.level === "info"));
-    }));
+    it(
+      "stores log lines with the invocation, stamped with its attempt and runner",
+      withWorker(async (_t, { chatty }) => {
+        const inv = await chatty.invoke(3);
+        await inv.result();
+        const logs = await inv.logs();
+        assert.deepEqual(
+          logs.map((l) => l.message),
+          ["line 0", "line 1", "line 2"],
+        );
+        assert.ok(logs.every((l) => l.attempt === 1 && l.runnerId.length > 0 && l.level === "info"));
+      }),
+    );
 
-    it("routes parallelize batches and returns every result", withWorker(async (_t, { add }) => {
-      const invs = await add.parallelize(Array.from({ length: 250 }, (_, i) => [i, 1] as [number, number]));
-      const results = await Promise.all(invs.map((inv) => inv.result()));
-      assert.deepEqual(results, Array.from({ length: 250 }, (_, i) => i + 1));
-    }));
+    it(
+      "routes parallelize batches and returns every result",
+      withWorker(async (_t, { add }) => {
+        const invs = await add.parallelize(Array.from({ length: 250 }, (_, i) => [i, 1] as [number, number]));
+        const results = await Promise.all(invs.map((inv) => inv.result()));
+        assert.deepEqual(
+          results,
+          Array.from({ length: 250 }, (_, i) => i + 1),
+        );
+      }),
+    );
 
-    it("resolves thousands of result() calls awaited at once", withWorker(async (_t, { add }) => {
-      const invs = await add.parallelize(Array.from({ length: 2000 }, (_, i) => [i, 2] as [number, number]));
-      const results = await Promise.all(invs.map((inv) => inv.result()));
-      assert.deepEqual(results, Array.from({ length: 2000 }, (_, i) => i + 2));
-    }));
+    it(
+      "resolves thousands of result() calls awaited at once",
+      withWorker(async (_t, { add }) => {
+        const invs = await add.parallelize(Array.from({ length: 2000 }, (_, i) => [i, 2] as [number, number]));
+        const results = await Promise.all(invs.map((inv) => inv.result()));
+        assert.deepEqual(
+          results,
+          Array.from({ length: 2000 }, (_, i) => i + 2),
+        );
+      }),
+    );
   });
 
   describe(`${fixture.name}: retries`, () => {
-    it("retries the errors in retryFor with backoff, then succeeds", withWorker(async (_t, { flaky }) => {
-      const inv = await flaky.invoke(2);
-      assert.equal(await inv.result(), 3);
-      const statuses = (await inv.history()).map((h) => h.status);
-      assert.deepEqual(statuses.filter((s) => s === "RETRY").length, 2);
-      assert.equal((await inv.record()).retries, 2);
-    }));
+    it(
+      "retries the errors in retryFor with backoff, then succeeds",
+      withWorker(async (_t, { flaky }) => {
+        const inv = await flaky.invoke(2);
+        assert.equal(await inv.result(), 3);
+        const statuses = (await inv.history()).map((h) => h.status);
+        assert.deepEqual(statuses.filter((s) => s === "RETRY").length, 2);
+        assert.equal((await inv.record()).retries, 2);
+      }),
+    );
 
-    it("always retries RetryError, up to maxRetries, then fails", withWorker(async (_t, { retryAlways }) => {
-      const inv = await retryAlways.invoke();
-      await assert.rejects(inv.result(), TaskFailedError);
-      const statuses = (await inv.history()).map((h) => h.status);
-      assert.equal(statuses.filter((s) => s === "RUNNING").length, 3, "first run plus maxRetries=2");
-    }));
+    it(
+      "always retries RetryError, up to maxRetries, then fails",
+      withWorker(async (_t, { retryAlways }) => {
+        const inv = await retryAlways.invoke();
+        await assert.rejects(inv.result(), TaskFailedError);
+        const statuses = (await inv.history()).map((h) => h.status);
+        assert.equal(statuses.filter((s) => s === "RUNNING").length, 3, "first run plus maxRetries=2");
+      }),
+    );
 
-    it("does not retry an error outside retryFor", withWorker(async (_t, { boom }) => {
-      const inv = await boom.invoke("x");
-      await assert.rejects(inv.result());
-      assert.ok(!(await inv.history()).some((h) => h.status === "RETRY"));
-    }));
+    it(
+      "does not retry an error outside retryFor",
+      withWorker(async (_t, { boom }) => {
+        const inv = await boom.invoke("x");
+        await assert.rejects(inv.result());
+        assert.ok(!(await inv.history()).some((h) => h.status === "RETRY"));
+      }),
+    );
   });
 
   describe(`${fixture.name}: bad input never takes a worker down`, () => {
-    it("fails an invocation of an unknown task with a clear error and keeps working", withWorker(async ({ app, backend }, { add }) => {
-      const stray = newInvocation("noSuchTask", [1]);
-      await backend.orchestrator.register([stray]);
-      await assert.rejects(app.invocation(stray.id).result(), /no task named "noSuchTask"/);
-      assert.equal(await (await add.invoke(1, 1)).result(), 2);
-    }));
+    it(
+      "fails an invocation of an unknown task with a clear error and keeps working",
+      withWorker(async ({ app, backend }, { add }) => {
+        const stray = newInvocation("noSuchTask", [1]);
+        await backend.orchestrator.register([stray]);
+        await assert.rejects(app.invocation(stray.id).result(), /no task named "noSuchTask"/);
+        assert.equal(await (await add.invoke(1, 1)).result(), 2);
+      }),
+    );
 
-    it("fails an invocation whose stored arguments are corrupt and keeps working", withWorker(async ({ app, backend }, { add }) => {
-      const corrupt = { ...newInvocation("add"), args: "{not json" };
-      await backend.orchestrator.register([corrupt]);
-      await assert.rejects(app.invocation(corrupt.id).result(), /stored arguments of invocation .* cannot be read/);
-      assert.equal(await (await add.invoke(2, 2)).result(), 4);
-    }));
+    it(
+      "fails an invocation whose stored arguments are corrupt and keeps working",
+      withWorker(async ({ app, backend }, { add }) => {
+        const corrupt = { ...newInvocation("add"), args: "{not json" };
+        await backend.orchestrator.register([corrupt]);
+        await assert.rejects(app.invocation(corrupt.id).result(), /stored arguments of invocation .* cannot be read/);
+        assert.equal(await (await add.invoke(2, 2)).result(), 4);
+      }),
+    );
   });
 
   describe(`${fixture.name}: stopping and dying`, () => {
@@ -221,7 +281,10 @@ export function workerCases(fixture: BackendFixture): void {
         assert.equal(await inv.result({ timeoutMs: 20_000 }), "slept", "the new runner id re-ran it");
         const history = await inv.history();
         const afterRecovery = history.slice(history.findIndex((h) => h.status === "REROUTED") + 1);
-        assert.ok(afterRecovery.every((h) => h.runnerId !== oldRunner), "the old runner wrote nothing after recovery");
+        assert.ok(
+          afterRecovery.every((h) => h.runnerId !== oldRunner),
+          "the old runner wrote nothing after recovery",
+        );
         assert.equal(await (await add.invoke(1, 2)).result(), 3);
       } finally {
         await app.close();

@@ -35,7 +35,8 @@ describe("nenc (the command)", () => {
   it("prints its commands with --help and exits 2 on an unknown command", async () => {
     const help = await runNenc(["--help"]);
     assert.equal(help.code, 0);
-    for (const command of ["worker", "config", "status", "states", "purge", "demo"]) assert.match(help.stdout, new RegExp(`^  ${command} `, "m"));
+    for (const command of ["worker", "config", "status", "states", "purge", "demo"])
+      assert.match(help.stdout, new RegExp(`^  ${command} `, "m"));
     const unknown = await runNenc(["frobnicate"]);
     assert.equal(unknown.code, 2);
     assert.equal(unknown.stderr, 'nenc: unknown command "frobnicate"; commands: worker, config, status, states, purge, demo\n');
@@ -96,7 +97,10 @@ describe("nenc config", () => {
     const dir = workdir({ "nenc.config.json": JSON.stringify({ pollIntervalMs: "soon" }) });
     const fromFile = await runNenc(["config"], { cwd: dir });
     assert.equal(fromFile.code, 2);
-    assert.equal(fromFile.stderr, `nenc: config pollIntervalMs (from ${join(dir, "nenc.config.json")}): expected a whole number, got "soon"\n`);
+    assert.equal(
+      fromFile.stderr,
+      `nenc: config pollIntervalMs (from ${join(dir, "nenc.config.json")}): expected a whole number, got "soon"\n`,
+    );
     const fromEnv = await runNenc(["config"], { cwd: workdir(), env: { NENC_RUNNER_DEAD_AFTER_MS: "-1" } });
     assert.equal(fromEnv.code, 2);
     assert.match(fromEnv.stderr, /^nenc: config runnerDeadAfterMs \(from env NENC_RUNNER_DEAD_AFTER_MS\): expected a number from 200/);
@@ -131,7 +135,7 @@ describe("nenc states", () => {
     const arrows = [...svg.matchAll(/data-from="([A-Z_]+)" data-to="([A-Z_]+)"/g)].map((m) => `${m[1]}>${m[2]}`).sort();
     const table = STATUSES.flatMap((from) => STATUS_TABLE[from].to.map((to) => `${from}>${to}`)).sort();
     assert.deepEqual(arrows, table);
-    assert.equal(svg.split("<path class=\"transition").length - 1, table.length);
+    assert.equal(svg.split('<path class="transition').length - 1, table.length);
   });
 
   it("lays out any table: layered, no two boxes overlap, arrows run down the layers except back edges", () => {
@@ -160,10 +164,18 @@ describe("nenc states", () => {
         const sorted = [...ys].sort((p, q) => (edge.back ? q - p : p - q));
         assert.deepEqual(ys, sorted, `${edge.from} -> ${edge.to} runs one way`);
       }
-      assert.equal(layout.edges.length, Object.values(table).reduce((n, r) => n + r.to.length, 0));
+      assert.equal(
+        layout.edges.length,
+        Object.values(table).reduce((n, r) => n + r.to.length, 0),
+      );
     }
     // The cycle through a claim is broken at the re-entry into the claiming status.
-    assert.deepEqual(stateEdges(tiny).filter((e) => e.back).map((e) => `${e.from}>${e.to}`), ["TAKEN>NEW"]);
+    assert.deepEqual(
+      stateEdges(tiny)
+        .filter((e) => e.back)
+        .map((e) => `${e.from}>${e.to}`),
+      ["TAKEN>NEW"],
+    );
     assert.ok(renderStateDiagramSvg(tiny).includes('data-status="TAKEN"'));
   });
 });
@@ -189,7 +201,10 @@ describe("nenc status and purge", () => {
       assert.match(shown.stdout, new RegExp(`^invocation ${ok.id}$`, "m"));
       assert.match(shown.stdout, /^ {2}status {3}SUCCESS$/m);
       const history = shown.stdout.split("\nhistory\n")[1]?.split("\n\n")[0]?.split("\n") ?? [];
-      assert.deepEqual(history.map((line) => line.trim().split(/\s+/)[0]), ["REGISTERED", "PENDING", "RUNNING", "SUCCESS"]);
+      assert.deepEqual(
+        history.map((line) => line.trim().split(/\s+/)[0]),
+        ["REGISTERED", "PENDING", "RUNNING", "SUCCESS"],
+      );
       assert.match(history[3] ?? "", new RegExp(`attempt 1 +${escape(worker.runnerId)} +\\S+ +pid ${worker.pid}$`));
       assert.match(shown.stdout, new RegExp(`^result\\n  "done by pid ${worker.pid}"$`, "m"));
       assert.match(shown.stdout, /^logs \(2\)$/m);
@@ -234,13 +249,31 @@ describe("nenc status and purge", () => {
 describe("nenc worker: loading the app module", () => {
   const cases: [string, Record<string, string>, RegExp][] = [
     ["a missing file", {}, /^nenc: cannot load app module nope\.ts: no such file \(.*\/nope\.ts\)$/],
-    ["a module that throws on import", { "nope.ts": 'throw new Error("kaput at import");' }, /^nenc: cannot load app module nope\.ts: importing it threw Error: kaput at import$/],
-    ["a syntax error", { "nope.ts": "export const x = ;" }, /^nenc: cannot load app module nope\.ts: importing it threw TransformError: .*Unexpected ";"/],
-    ["a missing import", { "nope.ts": 'import "./not-here.js";' }, /^nenc: cannot load app module nope\.ts: importing it threw Error: Cannot find module '\.\/not-here\.js'/],
-    ["no app", { "nope.ts": "export const answer = 42;" }, /^nenc: app module nope\.ts exports no Nenc app \(exports: answer\); add: export const app = new Nenc/],
+    [
+      "a module that throws on import",
+      { "nope.ts": 'throw new Error("kaput at import");' },
+      /^nenc: cannot load app module nope\.ts: importing it threw Error: kaput at import$/,
+    ],
+    [
+      "a syntax error",
+      { "nope.ts": "export const x = ;" },
+      /^nenc: cannot load app module nope\.ts: importing it threw TransformError: .*Unexpected ";"/,
+    ],
+    [
+      "a missing import",
+      { "nope.ts": 'import "./not-here.js";' },
+      /^nenc: cannot load app module nope\.ts: importing it threw Error: Cannot find module '\.\/not-here\.js'/,
+    ],
+    [
+      "no app",
+      { "nope.ts": "export const answer = 42;" },
+      /^nenc: app module nope\.ts exports no Nenc app \(exports: answer\); add: export const app = new Nenc/,
+    ],
     [
       "two apps and no 'app' export",
-      { "nope.ts": `import { Nenc } from ${JSON.stringify(INDEX)};\nexport const a = new Nenc({ appId: "a" });\nexport const b = new Nenc({ appId: "b" });` },
+      {
+        "nope.ts": `import { Nenc } from ${JSON.stringify(INDEX)};\nexport const a = new Nenc({ appId: "a" });\nexport const b = new Nenc({ appId: "b" });`,
+      },
       /^nenc: app module nope\.ts exports 2 Nenc apps \(a, b\); export the one to run as "app" or as the default export$/,
     ],
   ];
@@ -273,7 +306,9 @@ describe("nenc worker: loading the app module", () => {
     assert.match(worker.output, /started \(pid \d+, runner process, concurrency 2, backend sqlite\)/);
     const app = new Nenc({ env, configFile: null });
     try {
-      const { pid } = await defineTasks(app).slow.invoke(0, 0).then((inv) => inv.result({ timeoutMs: 60_000 }));
+      const { pid } = await defineTasks(app)
+        .slow.invoke(0, 0)
+        .then((inv) => inv.result({ timeoutMs: 60_000 }));
       assert.notEqual(pid, worker.pid);
       assert.notEqual(pid, process.pid);
     } finally {
@@ -294,7 +329,12 @@ describe("nenc demo", () => {
     assert.match(result.stdout, /X Worker-1 terminated \(signal SIGKILL\)/);
     for (const n of [0, 1, 2]) {
       assert.match(result.stdout, new RegExp(`OK slowTask completed: task_${n}_completed`));
-      assert.match(result.stdout, new RegExp(`slowTask\\(${n}\\): taken back \\(RUNNING_RECOVERY\\) [\\d.]+ s after the kill, re-run \\(attempt 2\\) started [\\d.]+ s after the kill`));
+      assert.match(
+        result.stdout,
+        new RegExp(
+          `slowTask\\(${n}\\): taken back \\(RUNNING_RECOVERY\\) [\\d.]+ s after the kill, re-run \\(attempt 2\\) started [\\d.]+ s after the kill`,
+        ),
+      );
     }
     assert.match(result.stdout, /ALL 3 TASKS COMPLETED SUCCESSFULLY/);
   });

@@ -32,18 +32,27 @@ describe("config", () => {
   });
 
   it("names the key and the source of a bad value", () => {
-    assert.throws(() => resolveAppConfig({ file: null, env: { NENC_RUNNER_DEAD_AFTER_MS: "soon" } }), (error: unknown) => {
-      assert.ok(error instanceof ConfigError);
-      assert.equal(error.key, "runnerDeadAfterMs");
-      assert.equal(error.source, "env NENC_RUNNER_DEAD_AFTER_MS");
-      assert.match(error.message, /expected a whole number, got "soon"/);
-      return true;
-    });
-    assert.throws(() => resolveAppConfig({ file: file({ backend: "mongo" }) }), /config backend \(from \/app\/nenc.config.json\): expected one of sqlite, memory, redis, postgres/);
-    assert.throws(() => resolveAppConfig({ file: null, code: { runerDeadAfterMs: 1 } }), /config runerDeadAfterMs \(from code\): unknown key/);
+    assert.throws(
+      () => resolveAppConfig({ file: null, env: { NENC_RUNNER_DEAD_AFTER_MS: "soon" } }),
+      (error: unknown) => {
+        assert.ok(error instanceof ConfigError);
+        assert.equal(error.key, "runnerDeadAfterMs");
+        assert.equal(error.source, "env NENC_RUNNER_DEAD_AFTER_MS");
+        assert.match(error.message, /expected a whole number, got "soon"/);
+        return true;
+      },
+    );
+    assert.throws(
+      () => resolveAppConfig({ file: file({ backend: "mongo" }) }),
+      /config backend \(from \/app\/nenc.config.json\): expected one of sqlite, memory, redis, postgres/,
+    );
+    assert.throws(
+      () => resolveAppConfig({ file: null, code: { runerDeadAfterMs: 1 } }),
+      /config runerDeadAfterMs \(from code\): unknown key/,
+    );
   });
 
-  it("reads nenc.config.json, else package.json \"nenc\"", () => {
+  it('reads nenc.config.json, else package.json "nenc"', () => {
     const dir = mkdtempSync(join(tmpdir(), "nenc-config-"));
     assert.equal(readConfigFile(dir), null);
     writeFileSync(join(dir, "package.json"), JSON.stringify({ name: "x", nenc: { appId: "from-pkg" } }));

@@ -217,7 +217,10 @@ describe("ProcessExecutor: start and stop", () => {
 
   it("fails to start with the module's own error when the module throws on import, leaving no child", async () => {
     const executor = new ProcessExecutor(app, 2, { appModule: fixture("process-broken.ts") });
-    await assert.rejects(executor.start(), /cannot load app module .*process-broken\.ts: importing it threw Error: this module is broken on purpose/);
+    await assert.rejects(
+      executor.start(),
+      /cannot load app module .*process-broken\.ts: importing it threw Error: this module is broken on purpose/,
+    );
     assert.deepEqual(executor.pids, []);
   });
 
@@ -243,7 +246,11 @@ describe("ProcessExecutor: start and stop", () => {
     for (let waited = 0; pids.some((pid) => processAlive(pid, null)) && waited < 15_000; waited += 50) {
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
-    assert.deepEqual(pids.filter((pid) => processAlive(pid, null)), [], "no child outlived its parent");
+    assert.deepEqual(
+      pids.filter((pid) => processAlive(pid, null)),
+      [],
+      "no child outlived its parent",
+    );
   });
 });
 
@@ -253,7 +260,10 @@ describe("ProcessExecutor: end to end through a worker", () => {
     try {
       assert.equal(worker.kind, "process");
       const options = { timeoutMs: 60_000 };
-      const [sum, who] = await Promise.all([add.invoke(2, 3).then((inv) => inv.result(options)), whoAmI.invoke().then((inv) => inv.result(options))]);
+      const [sum, who] = await Promise.all([
+        add.invoke(2, 3).then((inv) => inv.result(options)),
+        whoAmI.invoke().then((inv) => inv.result(options)),
+      ]);
       assert.equal(sum, 5);
       assert.equal(who.ppid, process.pid);
 
@@ -321,7 +331,10 @@ describe("ProcessExecutor: end to end through a worker", () => {
     assert.equal(output.sum, 5);
     assert.match(output.failed, /TypeError: bad input/);
     assert.equal(output.who.ppid, output.pid);
-    assert.deepEqual(output.logs.map((line) => line.replace(/pid \d+/, "pid N")), ["line 0 from pid N", "line 1 from pid N", "last line"]);
+    assert.deepEqual(
+      output.logs.map((line) => line.replace(/pid \d+/, "pid N")),
+      ["line 0 from pid N", "line 1 from pid N", "last line"],
+    );
     assert.deepEqual(output.runners, [{ id: output.runnerId, kind: "process", pid: output.pid }]);
     assert.equal(pidExists(output.who.pid), false);
   });

@@ -17,10 +17,22 @@ describe("retry policy", () => {
   });
 
   it("backs off exponentially, capped, with jitter in the stated share", () => {
-    assert.equal(retryDelayMs(policy, 0, () => 0), 50);
-    assert.equal(retryDelayMs(policy, 0, () => 1), 100);
-    assert.equal(retryDelayMs(policy, 2, () => 1), 400);
-    assert.equal(retryDelayMs(policy, 10, () => 1), 1000);
+    assert.equal(
+      retryDelayMs(policy, 0, () => 0),
+      50,
+    );
+    assert.equal(
+      retryDelayMs(policy, 0, () => 1),
+      100,
+    );
+    assert.equal(
+      retryDelayMs(policy, 2, () => 1),
+      400,
+    );
+    assert.equal(
+      retryDelayMs(policy, 10, () => 1),
+      1000,
+    );
     assert.equal(retryDelayMs({ ...policy, jitter: 0 }, 1, Math.random), 200);
   });
 });

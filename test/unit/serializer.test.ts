@@ -11,7 +11,14 @@ describe("serializer", () => {
   });
 
   it("carries the types JSON cannot", () => {
-    const value = { d: new Date(1234), m: new Map<unknown, unknown>([[1, { s: new Set(["a"]) }]]), b: 2n ** 70n, u: undefined, inf: -Infinity, list: [undefined, 1] };
+    const value = {
+      d: new Date(1234),
+      m: new Map<unknown, unknown>([[1, { s: new Set(["a"]) }]]),
+      b: 2n ** 70n,
+      u: undefined,
+      inf: -Infinity,
+      list: [undefined, 1],
+    };
     const back = roundTrip(value);
     assert.deepEqual(back, value);
   });
@@ -34,7 +41,9 @@ describe("serializer", () => {
   it("refuses functions, symbols, class instances and cycles, naming where", () => {
     assert.throws(() => serialize({ a: { f: () => 1 } }, "argument 0 of t"), /argument 0 of t\.a\.f is a function/);
     assert.throws(() => serialize([Symbol("s")], "x"), /x\[0\] is a symbol/);
-    class Point { constructor(readonly x: number) {} }
+    class Point {
+      constructor(readonly x: number) {}
+    }
     assert.throws(() => serialize(new Point(1), "p"), /p is an instance of Point/);
     const cyclic: Record<string, unknown> = {};
     cyclic["self"] = cyclic;

@@ -49,8 +49,14 @@ describe("status table", () => {
   });
 
   it("refuses what the table forbids and what the owner alone may do", () => {
-    assert.throws(() => planTransition({ id: "x", status: "SUCCESS", attempt: 1, owner: null }, "RUNNING", { by: "r", at: 0 }), InvalidTransitionError);
-    assert.throws(() => planTransition({ id: "x", status: "RUNNING", attempt: 1, owner: "a" }, "SUCCESS", { by: null, at: 0 }), OwnershipError);
+    assert.throws(
+      () => planTransition({ id: "x", status: "SUCCESS", attempt: 1, owner: null }, "RUNNING", { by: "r", at: 0 }),
+      InvalidTransitionError,
+    );
+    assert.throws(
+      () => planTransition({ id: "x", status: "RUNNING", attempt: 1, owner: "a" }, "SUCCESS", { by: null, at: 0 }),
+      OwnershipError,
+    );
     // Recovery overrides ownership.
     const taken = planTransition({ id: "x", status: "RUNNING", attempt: 1, owner: "a" }, "RUNNING_RECOVERY", { by: "b", at: 0 });
     assert.deepEqual(taken.expect, { status: "RUNNING", attempt: 1 });

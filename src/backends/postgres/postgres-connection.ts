@@ -15,11 +15,26 @@ export class PostgresUnreachableError extends NencError {
 }
 
 const CONNECTION_CODES = new Set([
-  "ECONNREFUSED", "ECONNRESET", "ENOTFOUND", "EHOSTUNREACH", "ENETUNREACH", "ETIMEDOUT", "EPIPE", "EAI_AGAIN",
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ENOTFOUND",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ETIMEDOUT",
+  "EPIPE",
+  "EAI_AGAIN",
   // admin_shutdown, crash_shutdown, cannot_connect_now, and the connection_exception class
-  "57P01", "57P02", "57P03", "08000", "08001", "08003", "08004", "08006",
+  "57P01",
+  "57P02",
+  "57P03",
+  "08000",
+  "08001",
+  "08003",
+  "08004",
+  "08006",
 ]);
-const CONNECTION_MESSAGES = /Connection terminated|connection error|not queryable|timeout exceeded when trying to connect|Client was closed/i;
+const CONNECTION_MESSAGES =
+  /Connection terminated|connection error|not queryable|timeout exceeded when trying to connect|Client was closed/i;
 /**
  * Every statement of nenc's is planned once per connection and reused: the hot ones are prepared
  * statements whose best plan does not depend on their parameters (index lookups by id, the queue
@@ -120,15 +135,18 @@ export class PostgresConnection {
   }
 
   /** Run `body` in one transaction on one pooled connection; rolled back if it throws. */
-  async transaction<T>(body: (query: <R extends QueryResultRow>(statement: Statement, values?: unknown[]) => Promise<R[]>) => Promise<T>): Promise<T> {
+  async transaction<T>(
+    body: (query: <R extends QueryResultRow>(statement: Statement, values?: unknown[]) => Promise<R[]>) => Promise<T>,
+  ): Promise<T> {
     await this.ready();
     return this.#retrying(async () => {
       const client = await this.#pool.connect();
       let broken = false;
       try {
         await client.query("BEGIN");
-        const result = await body(async <R extends QueryResultRow>(statement: Statement, values: unknown[] = []) =>
-          (await client.query<R>(toConfig(statement, values))).rows,
+        const result = await body(
+          async <R extends QueryResultRow>(statement: Statement, values: unknown[] = []) =>
+            (await client.query<R>(toConfig(statement, values))).rows,
         );
         await client.query("COMMIT");
         return result;
@@ -182,7 +200,10 @@ export class PostgresConnection {
   translate(error: unknown): unknown {
     if (error instanceof NencError || !isConnectionError(error)) return error;
     const detail = error instanceof AggregateError ? error.errors.map((e: Error) => e.message).join("; ") : (error as Error).message;
-    return new PostgresUnreachableError(`PostgreSQL at ${redactUrl(this.url)} is unreachable: ${detail || (error as { code?: string }).code}`, { cause: error });
+    return new PostgresUnreachableError(
+      `PostgreSQL at ${redactUrl(this.url)} is unreachable: ${detail || (error as { code?: string }).code}`,
+      { cause: error },
+    );
   }
 
   async #retrying<T>(run: () => Promise<T>): Promise<T> {
@@ -225,7 +246,9 @@ function numericBigints(driver: Driver): CustomTypesConfig {
   const INT8 = 20;
   return {
     getTypeParser: ((oid: number, format?: "text" | "binary") =>
-      oid === INT8 ? (value: string) => Number(value) : (driver.types.getTypeParser(oid, format) as (value: string) => unknown)) as CustomTypesConfig["getTypeParser"],
+      oid === INT8
+        ? (value: string) => Number(value)
+        : (driver.types.getTypeParser(oid, format) as (value: string) => unknown)) as CustomTypesConfig["getTypeParser"],
   };
 }
 

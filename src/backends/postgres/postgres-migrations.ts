@@ -110,7 +110,9 @@ export async function migrate(client: PoolClient): Promise<void> {
   try {
     await client.query("SELECT pg_advisory_xact_lock($1)", [MIGRATION_LOCK]);
     await client.query("CREATE SCHEMA IF NOT EXISTS nenc");
-    await client.query("CREATE TABLE IF NOT EXISTS nenc.migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())");
+    await client.query(
+      "CREATE TABLE IF NOT EXISTS nenc.migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
+    );
     const current = await appliedVersion(client);
     for (const step of MIGRATIONS) {
       if (step.version <= current) continue;

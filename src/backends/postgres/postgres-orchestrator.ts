@@ -132,8 +132,16 @@ export class PostgresOrchestrator implements Orchestrator {
     const column = <K extends keyof NewInvocation>(key: K) => invocations.map((inv) => inv[key]);
     try {
       await this.#db.query(REGISTER, [
-        this.#db.appId, column("id"), column("taskId"), column("callId"), column("args"), column("parentId"),
-        column("createdAt"), column("readyAt"), REGISTERED, this.#db.channel,
+        this.#db.appId,
+        column("id"),
+        column("taskId"),
+        column("callId"),
+        column("args"),
+        column("parentId"),
+        column("createdAt"),
+        column("readyAt"),
+        REGISTERED,
+        this.#db.channel,
       ]);
     } catch (error) {
       if ((error as { code?: string }).code === "23505") {
@@ -200,8 +208,17 @@ export class PostgresOrchestrator implements Orchestrator {
   async registerRunner(info: RunnerInfo, now: number): Promise<void> {
     const holds = await this.#session.hold(info.id);
     await this.#db.query(REGISTER_RUNNER, [
-      this.#db.appId, info.id, info.kind, info.hostId, info.hostname, info.pid, info.pidStart, info.startedAt, now,
-      this.#session.keyOf(info.id), holds,
+      this.#db.appId,
+      info.id,
+      info.kind,
+      info.hostId,
+      info.hostname,
+      info.pid,
+      info.pidStart,
+      info.startedAt,
+      now,
+      this.#session.keyOf(info.id),
+      holds,
     ]);
   }
 
@@ -220,15 +237,18 @@ export class PostgresOrchestrator implements Orchestrator {
   async retireRunners(runnerIds: readonly string[], how: "stopped" | "dead", now: number): Promise<void> {
     if (runnerIds.length === 0) return;
     const column = how === "dead" ? "dead_at" : "stopped_at";
-    await this.#db.query(
-      `UPDATE nenc.runners SET ${column} = COALESCE(${column}, $3) WHERE app_id = $1 AND id = ANY($2::text[])`,
-      [this.#db.appId, runnerIds, now],
-    );
+    await this.#db.query(`UPDATE nenc.runners SET ${column} = COALESCE(${column}, $3) WHERE app_id = $1 AND id = ANY($2::text[])`, [
+      this.#db.appId,
+      runnerIds,
+      now,
+    ]);
     for (const id of runnerIds) await this.#session.release(id);
   }
 
   async runners(): Promise<RunnerRecord[]> {
-    const rows = await this.#db.query<RunnerRow>(`SELECT ${RUNNER_COLUMNS} FROM nenc.runners WHERE app_id = $1 ORDER BY started_at, id`, [this.#db.appId]);
+    const rows = await this.#db.query<RunnerRow>(`SELECT ${RUNNER_COLUMNS} FROM nenc.runners WHERE app_id = $1 ORDER BY started_at, id`, [
+      this.#db.appId,
+    ]);
     return rows.map(runnerRecord);
   }
 
@@ -260,7 +280,8 @@ function inRounds(requests: readonly TransitionRequest[]): number[][] {
     seen.set(request.id, position + 1);
     (rounds[position] ??= []).push(index);
   });
-  for (const round of rounds) round.sort((a, b) => (requests[a]!.id < requests[b]!.id ? -1 : requests[a]!.id > requests[b]!.id ? 1 : a - b));
+  for (const round of rounds)
+    round.sort((a, b) => (requests[a]!.id < requests[b]!.id ? -1 : requests[a]!.id > requests[b]!.id ? 1 : a - b));
   return rounds;
 }
 

@@ -53,7 +53,10 @@ export class PostgresSession {
   /** One statement at a time on the connection (heartbeats and registrations may overlap). */
   query<R extends QueryResultRow>(statement: Statement, values: unknown[] = []): Promise<R[]> {
     const run = this.#queue.then(() => this.#query<R>(statement, values));
-    this.#queue = run.then(() => undefined, () => undefined);
+    this.#queue = run.then(
+      () => undefined,
+      () => undefined,
+    );
     return run;
   }
 
@@ -87,12 +90,15 @@ export class PostgresSession {
   }
 
   #drop(client: Client): void {
-    void this.#client?.then((current) => {
-      if (current !== client) return;
-      this.#client = undefined;
-      this.#held.clear();
-      void client.end().catch(() => {});
-    }, () => {});
+    void this.#client?.then(
+      (current) => {
+        if (current !== client) return;
+        this.#client = undefined;
+        this.#held.clear();
+        void client.end().catch(() => {});
+      },
+      () => {},
+    );
   }
 
   async close(): Promise<void> {

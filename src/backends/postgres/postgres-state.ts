@@ -98,10 +98,14 @@ export class PostgresState implements StateStore {
   }
 
   async history(id: string): Promise<HistoryView[]> {
-    const rows = await this.#db.query<{ status: string; at: number; attempt: number; runner_id: string | null; hostname: string | null; pid: number | null }>(
-      HISTORY,
-      [this.#db.appId, id],
-    );
+    const rows = await this.#db.query<{
+      status: string;
+      at: number;
+      attempt: number;
+      runner_id: string | null;
+      hostname: string | null;
+      pid: number | null;
+    }>(HISTORY, [this.#db.appId, id]);
     return rows.map((row) => ({
       status: statusOf(row.status),
       at: row.at,
@@ -116,7 +120,13 @@ export class PostgresState implements StateStore {
     if (lines.length === 0) return 0;
     const column = <K extends keyof LogLine>(key: K) => lines.map((line) => line[key]);
     const rows = await this.#db.query(APPEND_LOGS, [
-      this.#db.appId, column("invocationId"), column("attempt"), column("runnerId"), column("at"), column("level"), column("message"),
+      this.#db.appId,
+      column("invocationId"),
+      column("attempt"),
+      column("runnerId"),
+      column("at"),
+      column("level"),
+      column("message"),
     ]);
     return rows.length;
   }
@@ -126,7 +136,14 @@ export class PostgresState implements StateStore {
       "SELECT attempt, runner_id, at, level, message FROM nenc.logs WHERE app_id = $1 AND invocation_id = $2 ORDER BY seq",
       [this.#db.appId, id],
     );
-    return rows.map((row) => ({ invocationId: id, attempt: row.attempt, runnerId: row.runner_id, at: row.at, level: row.level, message: row.message }));
+    return rows.map((row) => ({
+      invocationId: id,
+      attempt: row.attempt,
+      runnerId: row.runner_id,
+      at: row.at,
+      level: row.level,
+      message: row.message,
+    }));
   }
 
   async counts(): Promise<Partial<Record<Status, number>>> {

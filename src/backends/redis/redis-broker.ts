@@ -31,7 +31,15 @@ export class RedisBroker implements Broker {
     const token = this.#client.token();
     let reply: string[];
     try {
-      reply = JSON.parse((await this.#client.run("nencClaim", token, [runnerId, String(max), String(now), options?.start ? "1" : "0", ...earlier])) as string) as string[];
+      reply = JSON.parse(
+        (await this.#client.run("nencClaim", token, [
+          runnerId,
+          String(max),
+          String(now),
+          options?.start ? "1" : "0",
+          ...earlier,
+        ])) as string,
+      ) as string[];
     } catch (error) {
       this.#inDoubt.set(runnerId, error instanceof RedisUnreachableError ? [...earlier, token] : earlier);
       throw error;
@@ -71,7 +79,10 @@ export class RedisBroker implements Broker {
       connectedBefore = true;
     });
     // Whatever was published before the subscription took effect was missed: look once it has.
-    sub.subscribe(this.#client.keys.channel).then(() => this.#notify(), () => {});
+    sub.subscribe(this.#client.keys.channel).then(
+      () => this.#notify(),
+      () => {},
+    );
     return sub;
   }
 

@@ -10,12 +10,23 @@ import type { HistoryEntry, InvocationRecord, LogLine, RunnerInfo, RunnerRecord 
 
 type Hash = Record<string, string>;
 
-const numberOr = (value: string | undefined, fallback: number | null): number | null =>
-  value === undefined ? fallback : Number(value);
+const numberOr = (value: string | undefined, fallback: number | null): number | null => (value === undefined ? fallback : Number(value));
 
 /** The fields of an invocation's hash that make its record, in the order decodeInvocation reads them. */
 export const INVOCATION_FIELDS = [
-  "taskId", "callId", "args", "status", "attempt", "owner", "retries", "readyAt", "parentId", "result", "error", "createdAt", "updatedAt",
+  "taskId",
+  "callId",
+  "args",
+  "status",
+  "attempt",
+  "owner",
+  "retries",
+  "readyAt",
+  "parentId",
+  "result",
+  "error",
+  "createdAt",
+  "updatedAt",
 ] as const;
 
 /** A record from HMGET of INVOCATION_FIELDS; null when the invocation does not exist. */
@@ -68,12 +79,18 @@ export function decodeLogLine(text: string): LogLine {
 /** Field/value pairs of a runner's hash when it registers. */
 export function encodeRunner(info: RunnerInfo, now: number): string[] {
   const fields = [
-    "kind", info.kind,
-    "hostId", info.hostId,
-    "hostname", info.hostname,
-    "pid", String(info.pid),
-    "startedAt", String(info.startedAt),
-    "heartbeatAt", String(now),
+    "kind",
+    info.kind,
+    "hostId",
+    info.hostId,
+    "hostname",
+    info.hostname,
+    "pid",
+    String(info.pid),
+    "startedAt",
+    String(info.startedAt),
+    "heartbeatAt",
+    String(now),
   ];
   if (info.pidStart !== null) fields.push("pidStart", info.pidStart);
   return fields;

@@ -1,4 +1,12 @@
-import { CLAIMABLE_STATUSES, CLAIMED_STATUS, FINAL_STATUSES, STARTED_STATUS, STATUSES, STATUS_TABLE, type Status } from "../../core/status.js";
+import {
+  CLAIMABLE_STATUSES,
+  CLAIMED_STATUS,
+  FINAL_STATUSES,
+  STARTED_STATUS,
+  STATUSES,
+  STATUS_TABLE,
+  type Status,
+} from "../../core/status.js";
 
 /**
  * The Lua scripts of the Redis backend: every write that touches an invocation is one of these,
@@ -49,7 +57,11 @@ export function indexOf(status: Status): string {
 }
 
 // The claim script writes its index changes directly (ready set to owned set), relying on this.
-if (!CLAIMABLE_STATUSES.every((s) => indexOf(s) === "ready") || indexOf(CLAIMED_STATUS) !== "owned" || indexOf(STARTED_STATUS) !== "owned") {
+if (
+  !CLAIMABLE_STATUSES.every((s) => indexOf(s) === "ready") ||
+  indexOf(CLAIMED_STATUS) !== "owned" ||
+  indexOf(STARTED_STATUS) !== "owned"
+) {
   throw new Error("the Redis claim script expects claimable statuses in the ready set and claimed ones in the owned set");
 }
 

@@ -40,7 +40,9 @@ export class RedisState implements StateStore {
       while (out.length < limit) {
         const page = (await ids.next(PAGE)).filter((id) => !seen.has(id));
         if (page.length === 0) break;
-        const rows = await this.#client.pipeline((p) => page.forEach((id) => p.hmget(this.#client.keys.invocation(id), ...INVOCATION_FIELDS)));
+        const rows = await this.#client.pipeline((p) =>
+          page.forEach((id) => p.hmget(this.#client.keys.invocation(id), ...INVOCATION_FIELDS)),
+        );
         page.forEach((id, i) => {
           seen.add(id);
           const record = decodeInvocation(id, rows[i] as (string | null)[]);

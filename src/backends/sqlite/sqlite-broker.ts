@@ -63,9 +63,7 @@ export class SqliteBroker implements Broker {
       return rows;
     });
     this.#anyReady = db.prepare<[number], number>(`SELECT 1 FROM invocations WHERE ready_at <= ? AND ${IS_CLAIMABLE} LIMIT 1`).pluck();
-    this.#queueLength = db
-      .prepare<[number], number>(`SELECT count(*) FROM invocations WHERE ready_at <= ? AND ${IS_CLAIMABLE}`)
-      .pluck();
+    this.#queueLength = db.prepare<[number], number>(`SELECT count(*) FROM invocations WHERE ready_at <= ? AND ${IS_CLAIMABLE}`).pluck();
   }
 
   async claim(runnerId: string, max: number, now: number, options: ClaimOptions = {}): Promise<ClaimedInvocation[]> {

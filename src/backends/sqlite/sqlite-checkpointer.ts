@@ -73,7 +73,10 @@ export class SqliteCheckpointer {
     thread.removeAllListeners("exit");
     // Held by the thread until it has closed its connection, so a process can exit right after.
     thread.ref();
-    const exited = once(thread, "exit").then(() => true, () => true);
+    const exited = once(thread, "exit").then(
+      () => true,
+      () => true,
+    );
     thread.postMessage("close");
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), 2000)));

@@ -115,7 +115,9 @@ export class SqliteLocking {
         if (!isBusy(error)) throw error;
         this.endRead();
         if (Date.now() > deadline) {
-          throw new NencError(`the SQLite database stayed locked by another process for ${LOCK_TIMEOUT_MS / 1000} s (${error.code})`, { cause: error });
+          throw new NencError(`the SQLite database stayed locked by another process for ${LOCK_TIMEOUT_MS / 1000} s (${error.code})`, {
+            cause: error,
+          });
         }
       }
     }

@@ -161,7 +161,9 @@ function transitionIn(
   const byId = db.prepare<[...Values, string, ...Expected]>(`${set} WHERE id = ? ${expected}`);
   const byIdOwned = db.prepare<[...Values, string, ...Expected, string | null]>(`${set} WHERE id = ? ${expected} AND owner IS ?`);
   const bySeq = db.prepare<[...Values, number, string, ...Expected]>(`${set} WHERE seq = ? AND id = ? ${expected}`);
-  const bySeqOwned = db.prepare<[...Values, number, string, ...Expected, string | null]>(`${set} WHERE seq = ? AND id = ? ${expected} AND owner IS ?`);
+  const bySeqOwned = db.prepare<[...Values, number, string, ...Expected, string | null]>(
+    `${set} WHERE seq = ? AND id = ? ${expected} AND owner IS ?`,
+  );
 
   const apply = (r: TransitionRequest): boolean => {
     const { expect } = r;
@@ -175,13 +177,42 @@ function transitionIn(
       const { changes } =
         expect.owner === undefined
           ? bySeq.run(r.to, r.owner, r.attempt, r.readyAt, r.at, by, result, error, retries, seq, r.id, expect.status, expect.attempt)
-          : bySeqOwned.run(r.to, r.owner, r.attempt, r.readyAt, r.at, by, result, error, retries, seq, r.id, expect.status, expect.attempt, expect.owner);
+          : bySeqOwned.run(
+              r.to,
+              r.owner,
+              r.attempt,
+              r.readyAt,
+              r.at,
+              by,
+              result,
+              error,
+              retries,
+              seq,
+              r.id,
+              expect.status,
+              expect.attempt,
+              expect.owner,
+            );
       if (changes > 0) return true;
     }
     const { changes } =
       expect.owner === undefined
         ? byId.run(r.to, r.owner, r.attempt, r.readyAt, r.at, by, result, error, retries, r.id, expect.status, expect.attempt)
-        : byIdOwned.run(r.to, r.owner, r.attempt, r.readyAt, r.at, by, result, error, retries, r.id, expect.status, expect.attempt, expect.owner);
+        : byIdOwned.run(
+            r.to,
+            r.owner,
+            r.attempt,
+            r.readyAt,
+            r.at,
+            by,
+            result,
+            error,
+            retries,
+            r.id,
+            expect.status,
+            expect.attempt,
+            expect.owner,
+          );
     return changes > 0;
   };
   return locking.writer((requests: readonly TransitionRequest[]) => requests.map(apply));

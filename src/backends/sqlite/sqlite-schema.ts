@@ -185,7 +185,10 @@ function setUp(db: SqliteDatabase, path: string, appId: string): void {
 }
 
 function hasForeignTables(db: SqliteDatabase): boolean {
-  return db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name NOT IN ('meta') AND name NOT LIKE 'sqlite_%'").pluck().get() !== undefined;
+  return (
+    db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name NOT IN ('meta') AND name NOT LIKE 'sqlite_%'").pluck().get() !==
+    undefined
+  );
 }
 
 function storedAppId(db: SqliteDatabase): string | undefined {

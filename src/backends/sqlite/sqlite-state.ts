@@ -44,7 +44,9 @@ export class SqliteState implements StateStore {
     this.#get = db.prepare<[string], Row>(`SELECT ${INVOCATION_COLUMNS} FROM invocations WHERE id = ?`);
     // The ids arrive as one JSON array; each is looked up by the unique index on id.
     this.#finalAmong = db
-      .prepare<[string], string>(`SELECT id FROM invocations WHERE id IN (SELECT value FROM json_each(?)) AND ${statusIsOneOf(FINAL_STATUSES)}`)
+      .prepare<[string], string>(
+        `SELECT id FROM invocations WHERE id IN (SELECT value FROM json_each(?)) AND ${statusIsOneOf(FINAL_STATUSES)}`,
+      )
       .pluck();
     // The REGISTERED entry comes from the row itself (see the schema), then the stored ones.
     this.#history = db.prepare<[string, string], Row>(
