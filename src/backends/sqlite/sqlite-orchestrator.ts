@@ -167,52 +167,27 @@ function transitionIn(
 
   const apply = (r: TransitionRequest): boolean => {
     const { expect } = r;
-    // Stored only when someone other than the (new) owner made the change.
-    const by = r.by === r.owner ? null : r.by;
-    const result = r.result ?? null;
-    const error = r.error ?? null;
-    const retries = r.retries ?? null;
+    // `by` is stored only when someone other than the (new) owner made the change.
+    const values: Values = [
+      r.to,
+      r.owner,
+      r.attempt,
+      r.readyAt,
+      r.at,
+      r.by === r.owner ? null : r.by,
+      r.result ?? null,
+      r.error ?? null,
+      r.retries ?? null,
+    ];
+    const held: Expected = [expect.status, expect.attempt];
     const seq = rowIds.seqOf(r.id);
     if (seq !== undefined) {
       const { changes } =
-        expect.owner === undefined
-          ? bySeq.run(r.to, r.owner, r.attempt, r.readyAt, r.at, by, result, error, retries, seq, r.id, expect.status, expect.attempt)
-          : bySeqOwned.run(
-              r.to,
-              r.owner,
-              r.attempt,
-              r.readyAt,
-              r.at,
-              by,
-              result,
-              error,
-              retries,
-              seq,
-              r.id,
-              expect.status,
-              expect.attempt,
-              expect.owner,
-            );
+        expect.owner === undefined ? bySeq.run(...values, seq, r.id, ...held) : bySeqOwned.run(...values, seq, r.id, ...held, expect.owner);
       if (changes > 0) return true;
     }
     const { changes } =
-      expect.owner === undefined
-        ? byId.run(r.to, r.owner, r.attempt, r.readyAt, r.at, by, result, error, retries, r.id, expect.status, expect.attempt)
-        : byIdOwned.run(
-            r.to,
-            r.owner,
-            r.attempt,
-            r.readyAt,
-            r.at,
-            by,
-            result,
-            error,
-            retries,
-            r.id,
-            expect.status,
-            expect.attempt,
-            expect.owner,
-          );
+      expect.owner === undefined ? byId.run(...values, r.id, ...held) : byIdOwned.run(...values, r.id, ...held, expect.owner);
     return changes > 0;
   };
   return locking.writer((requests: readonly TransitionRequest[]) => requests.map(apply));
