@@ -271,7 +271,8 @@ describe("sqlite: several processes on one file", () => {
   it("two processes claiming from one file at once get every invocation exactly once", async () => {
     const path = freshPath();
     const backend = backendAt(path);
-    const count = 4000;
+    // Enough that one process cannot drain them all before the other starts, even on a busy machine.
+    const count = 20_000;
     await backend.orchestrator.register(Array.from({ length: count }, (_, i) => invocation(i)));
     const claimer = `
       const backend = createSqliteBackend({ path: process.env.DB, appId: "app" });
