@@ -165,7 +165,7 @@ export function resolveAppConfig(inputs: ConfigInputs): Resolved<AppConfig> {
   const layers: Layer[] = [
     { source: file?.path ?? "file", values: fileValues },
     { source: "code", values: inputs.code ?? {} },
-    envLayer(APP_KEYS, inputs.env ?? {}, "NENC_"),
+    ...envLayers(APP_KEYS, inputs.env ?? {}, "NENC_"),
   ];
   return resolve(APP_KEYS, layers) as Resolved<AppConfig>;
 }
@@ -195,7 +195,7 @@ export function resolveTaskConfig(
   const layers: Layer[] = [
     { source: "code (task options)", values: code },
     { source: `${file?.path ?? "file"} tasks.${taskName}`, values: fromFile ?? {} },
-    envLayer(TASK_KEYS, inputs.env ?? {}, `NENC_TASK__${screamingSnake(taskName)}__`),
+    ...envLayers(TASK_KEYS, inputs.env ?? {}, `NENC_TASK__${screamingSnake(taskName)}__`),
   ];
   return resolve(TASK_KEYS, layers, { values: inherited, sources: inheritedSources }) as Resolved<TaskConfig>;
 }
@@ -203,21 +203,15 @@ export function resolveTaskConfig(
 interface Layer {
   readonly source: string;
   readonly values: Record<string, unknown>;
-  /** Where each key came from, when that is more precise than `source` (an env var's name). */
-  readonly keySources?: Record<string, string>;
 }
 
-function envLayer(keys: Record<string, unknown>, env: Record<string, string | undefined>, prefix: string): Layer {
-  const values: Record<string, unknown> = {};
-  const keySources: Record<string, string> = {};
-  for (const key of Object.keys(keys)) {
+/** One layer per variable that is set, so a bad value names the variable it came from. */
+function envLayers(keys: Record<string, unknown>, env: Record<string, string | undefined>, prefix: string): Layer[] {
+  return Object.keys(keys).flatMap((key) => {
     const name = prefix + screamingSnake(key);
     const value = env[name];
-    if (value === undefined) continue;
-    values[key] = value;
-    keySources[key] = `env ${name}`;
-  }
-  return { source: "env", values, keySources };
+    return value === undefined ? [] : [{ source: `env ${name}`, values: { [key]: value } }];
+  });
 }
 
 function resolve(
@@ -238,13 +232,12 @@ function resolve(
         throw new ConfigError(key, layer.source, `unknown key; known keys are ${Object.keys(keys).join(", ")}`);
       }
       if (raw === undefined) continue;
-      const source = layer.keySources?.[key] ?? layer.source;
       try {
         values[key] = keySpec.parse(raw);
       } catch (error) {
-        throw new ConfigError(key, source, (error as Error).message);
+        throw new ConfigError(key, layer.source, (error as Error).message);
       }
-      sources[key] = source;
+      sources[key] = layer.source;
     }
   }
   return { values, sources };

@@ -167,11 +167,9 @@ export class Nenc {
     if (isFinal(first.status)) return first;
     return new Promise<InvocationRecord>((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined;
-      const done: Waiter = {
-        settle: (record) => {
-          if (timer) clearTimeout(timer);
-          resolve(record);
-        },
+      const done: Waiter = (record) => {
+        if (timer) clearTimeout(timer);
+        resolve(record);
       };
       if (timeoutMs !== undefined) {
         timer = setTimeout(() => {
@@ -227,10 +225,8 @@ export class Nenc {
       // One call per chunk tells which are final; only those are read in full, concurrently.
       for (let i = 0; i < ids.length; i += WAITER_CHUNK) {
         const final = await backend.state.finalAmong(ids.slice(i, i + WAITER_CHUNK));
-        const records = await Promise.all(
-          final.map((id) => backend.state.get(id).catch((error: unknown) => (error instanceof Error ? error : new Error(String(error))))),
-        );
-        records.forEach((record, j) => this.#settleWaiters(final[j]!, record));
+        const reads = await Promise.allSettled(final.map((id) => backend.state.get(id)));
+        reads.forEach((read, j) => this.#settleWaiters(final[j]!, read));
       }
     } catch (error) {
       this.logger.warn(`nenc: checking for results failed, will retry: ${(error as Error).message}`);
@@ -262,16 +258,20 @@ export class Nenc {
    * Resolve the waiters of one invocation once final. A record that cannot be read now (a
    * damaged row, a backend away) holds up only its own waiters: they keep waiting.
    */
-  #settleWaiters(id: string, record: InvocationRecord | null | Error): void {
+  #settleWaiters(id: string, read: PromiseSettledResult<InvocationRecord | null>): void {
     const set = this.#waiters.get(id);
     if (!set) return;
-    if (record instanceof Error) {
-      this.logger.warn(`nenc: reading invocation ${id} for its result failed, will retry: ${record.message}`);
+    if (read.status === "rejected") {
+      const reason: unknown = read.reason;
+      this.logger.warn(
+        `nenc: reading invocation ${id} for its result failed, will retry: ${reason instanceof Error ? reason.message : String(reason)}`,
+      );
       return;
     }
+    const record = read.value;
     if (!record || !isFinal(record.status)) return;
     this.#waiters.delete(id);
-    for (const done of set) done.settle(record);
+    for (const done of set) done(record);
   }
 
   /** Stop this process's workers and close the backend. */
@@ -284,9 +284,7 @@ export class Nenc {
 }
 
 /** Someone awaiting an invocation's final record. */
-interface Waiter {
-  settle(record: InvocationRecord): void;
-}
+type Waiter = (record: InvocationRecord) => void;
 
 /** Waited invocations asked after per `finalAmong` call of the result watcher. */
 const WAITER_CHUNK = 1000;

@@ -321,14 +321,6 @@ export class Worker {
    */
   async #execute(active: Active): Promise<void> {
     const { claimed } = active;
-    let running = true;
-    const leaveSlot = () => {
-      if (!running) return;
-      running = false;
-      this.#runningCount--;
-      active.finishing = true;
-      this.#pump();
-    };
     try {
       let outcome: Outcome;
       try {
@@ -336,15 +328,19 @@ export class Worker {
         crashPoint("running");
         outcome = await run;
       } finally {
-        leaveSlot();
+        this.#runningCount--;
+        active.finishing = true;
+        this.#pump();
       }
       if (active.abort.aborted) return;
       crashPoint("result");
       await this.#finish(active, outcome);
     } finally {
-      leaveSlot();
+      // Its last write has landed. That makes room for a claim only where writes in flight, not
+      // free slots, were what held claims back.
+      const wanted = this.#wanted();
       if (this.#active.get(claimed.id) === active) this.#active.delete(claimed.id);
-      this.#pump();
+      if (this.#wanted() > wanted) this.#pump();
     }
   }
 

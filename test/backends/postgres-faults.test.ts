@@ -2,14 +2,13 @@ import assert from "node:assert/strict";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { NencError } from "../../src/core/errors.js";
 import { Nenc } from "../../src/runtime/app.js";
-import { eventually } from "../conformance/harness.js";
+import { eventually, sparePort } from "../conformance/harness.js";
 
 /**
  * Faults of the real server and of real runners: a PostgreSQL instance of our own on a spare port
@@ -82,17 +81,6 @@ class TempPostgres {
       return "";
     }
   }
-}
-
-function sparePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => (typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port"))));
-    });
-  });
 }
 
 /** The task module every process of a test app loads: each run of `work` is recorded in a file. */

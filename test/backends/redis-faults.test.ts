@@ -18,7 +18,7 @@ import { NencError } from "../../src/core/errors.js";
 import { Recovery } from "../../src/runtime/recovery.js";
 import { defineTasks } from "../fixtures/tasks.js";
 import { WorkerPool } from "../process/nenc-process.js";
-import { eventually, newInvocation, openApp, remoteRunner, sleep, type BackendFixture } from "../conformance/harness.js";
+import { eventually, newInvocation, openApp, remoteRunner, sleep, sparePort, type BackendFixture } from "../conformance/harness.js";
 
 const WAIT = 120_000;
 const SETPRIV = "/usr/bin/setpriv";
@@ -116,15 +116,6 @@ function waitUntilGoneSync(pid: number): void {
   }
 }
 
-function sparePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer().listen(0, "127.0.0.1", () => {
-      const address = probe.address();
-      probe.close(() => (typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port"))));
-    });
-  });
-}
-
 /** True once the server answers PING (and has loaded its data). */
 function ping(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -137,10 +128,10 @@ function ping(port: number): Promise<boolean> {
   });
 }
 
-function fixtureOn(server: RedisServer): BackendFixture {
+function fixtureOn(url: string): BackendFixture {
   return {
     name: "redis",
-    env: () => ({ NENC_BACKEND: "redis", NENC_REDIS_URL: server.url, NENC_APP_ID: `faults-${randomUUID().slice(0, 8)}` }),
+    env: () => ({ NENC_BACKEND: "redis", NENC_REDIS_URL: url, NENC_APP_ID: `faults-${randomUUID().slice(0, 8)}` }),
   };
 }
 
@@ -160,7 +151,7 @@ const unreachable = (port: number) => new RegExp(`^Redis at redis://127\\.0\\.0\
 describe("redis: server faults", () => {
   it("fails calls with a clear error while the server is gone, and the same client works once it is back", TEST, async () => {
     const server = await RedisServer.start(false);
-    const { app } = await openApp(fixtureOn(server));
+    const { app } = await openApp(fixtureOn(server.url));
     const { double } = defineTasks(app);
     try {
       const before = await double.invoke(1);
@@ -187,9 +178,7 @@ describe("redis: server faults", () => {
       TEST,
       async () => {
         const server = await RedisServer.start(true);
-        const fixture = fixtureOn(server);
-        const env = fixture.env();
-        const { app } = await openApp(fixture, { env });
+        const { app, env } = await openApp(fixtureOn(server.url));
         const { mark } = defineTasks(app);
         const pool = newPool();
         const markers = join(server.dir, "markers");
@@ -234,14 +223,6 @@ describe("redis: server faults", () => {
           }
           for (const worker of workers) assert.equal((await worker.stop()).code, 0, worker.output);
           console.log(`# down ${outageMs} ms with ${doneAtKill} of 3000 started; ${reruns} attempt(s) re-run after being taken back`);
-          if (process.env["SHOW_WORKERS"])
-            for (const w of workers)
-              console.log(
-                w.output
-                  .split("\n")
-                  .map((l) => "# " + l)
-                  .join("\n"),
-              );
         } finally {
           await pool.killAll();
           await app.close();
@@ -252,9 +233,7 @@ describe("redis: server faults", () => {
 
   it("restart without persistence: workers register again by themselves and run new work", TEST, async () => {
     const server = await RedisServer.start(false);
-    const fixture = fixtureOn(server);
-    const env = fixture.env();
-    const { app } = await openApp(fixture, { env });
+    const { app, env } = await openApp(fixtureOn(server.url));
     const { double } = defineTasks(app);
     const pool = newPool();
     try {
@@ -293,13 +272,9 @@ setInterval(() => {}, 1000);
 
 describe("redis: runner connections", () => {
   it("finds a runner dead once its connection closes, with no heartbeat timeout, and not while it is only stopped", TEST, async () => {
-    const fixture: BackendFixture = {
-      name: "redis",
-      env: () => ({ NENC_BACKEND: "redis", NENC_REDIS_URL: "redis://127.0.0.1:6379", NENC_APP_ID: `conn-${randomUUID().slice(0, 8)}` }),
-    };
     // The clock never moves: a heartbeat can never time out, only a closed connection tells.
     const clock = new ManualClock(Date.now());
-    const { app, backend } = await openApp(fixture, { clock });
+    const { app, backend } = await openApp(fixtureOn("redis://127.0.0.1:6379"), { clock });
     const dir = mkdtempSync(join(tmpdir(), "nenc-remote-"));
     const script = join(dir, "remote-runner.mts");
     writeFileSync(script, REMOTE_RUNNER);

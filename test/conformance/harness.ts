@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { createServer } from "node:net";
 import { inspect } from "node:util";
 import type { Clock } from "../../src/core/clock.js";
 import { Nenc, type NencOptions } from "../../src/runtime/app.js";
@@ -73,3 +74,15 @@ export async function eventually<T>(probe: () => Promise<T | undefined | null | 
 }
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A TCP port nothing listens on right now, for a private server a test starts. */
+export function sparePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() => (typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port"))));
+    });
+  });
+}

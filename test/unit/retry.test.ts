@@ -17,22 +17,12 @@ describe("retry policy", () => {
   });
 
   it("backs off exponentially, capped, with jitter in the stated share", () => {
-    assert.equal(
-      retryDelayMs(policy, 0, () => 0),
-      50,
-    );
-    assert.equal(
-      retryDelayMs(policy, 0, () => 1),
-      100,
-    );
-    assert.equal(
-      retryDelayMs(policy, 2, () => 1),
-      400,
-    );
-    assert.equal(
-      retryDelayMs(policy, 10, () => 1),
-      1000,
-    );
+    const lowest = () => 0;
+    const highest = () => 1;
+    assert.equal(retryDelayMs(policy, 0, lowest), 50);
+    assert.equal(retryDelayMs(policy, 0, highest), 100);
+    assert.equal(retryDelayMs(policy, 2, highest), 400);
+    assert.equal(retryDelayMs(policy, 10, highest), 1000);
     assert.equal(retryDelayMs({ ...policy, jitter: 0 }, 1, Math.random), 200);
   });
 });

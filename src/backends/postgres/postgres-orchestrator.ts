@@ -1,4 +1,4 @@
-import { STATUS_TABLE, type Status } from "../../core/status.js";
+import { isFinal, STATUS_TABLE } from "../../core/status.js";
 import type { TransitionRequest } from "../../core/transition.js";
 import type { Orchestrator } from "../../ports/backend.js";
 import type { NewInvocation, RunnerInfo, RunnerRecord } from "../../ports/records.js";
@@ -7,15 +7,6 @@ import type { PostgresSession } from "./postgres-session.js";
 
 /** The status an invocation enters when it is created (it is claimable from then on). */
 const REGISTERED = "REGISTERED";
-
-/**
- * Which changes wake the app's listeners: new work (a claimable status) and an outcome (a final
- * status). The steps between (PENDING, RUNNING...) wake nobody: no runner or waiter acts on them,
- * and every NOTIFY costs each listening process a round of work.
- */
-function wakes(status: Status): boolean {
-  return STATUS_TABLE[status].claimable === true || STATUS_TABLE[status].final === true;
-}
 
 /** Sends the app's NOTIFY once if `source` has any row; a column of the statement's result. */
 const notifyIfAny = (source: string, channelParam: string) =>
@@ -42,6 +33,8 @@ const REGISTER = {
  * Compare-and-set of a batch of requests, none two on the same invocation: one statement. Each
  * request applies only where the stored status, attempt (and owner, when it is checked) are what
  * it expects; the new values were all computed in core. Queued targets draw a new queue position.
+ * Only new work (a queued status) and an outcome (a final one) wake the app's listeners: no runner
+ * or waiter acts on the steps between, and every NOTIFY costs each listening process a round of work.
  */
 const TRANSITION = {
   name: "nenc_transition",
@@ -49,9 +42,9 @@ const TRANSITION = {
     WITH request AS (
       SELECT * FROM unnest($2::text[], $3::text[], $4::integer[], $5::boolean[], $6::text[], $7::text[], $8::text[],
                            $9::integer[], $10::bigint[], $11::bigint[], $12::text[], $13::text[], $14::text[],
-                           $15::integer[], $16::boolean[], $18::boolean[], $19::boolean[])
+                           $15::integer[], $16::boolean[], $18::boolean[])
         WITH ORDINALITY AS r(id, expect_status, expect_attempt, check_owner, expect_owner, to_status, owner,
-                             attempt, ready_at, at, by, result, error, retries, queued, wake, final, ord)
+                             attempt, ready_at, at, by, result, error, retries, queued, final, ord)
     ), applied AS (
       UPDATE nenc.invocations i SET
         status = r.to_status, owner = r.owner, attempt = r.attempt, ready_at = r.ready_at, updated_at = r.at, final = r.final,
@@ -61,7 +54,7 @@ const TRANSITION = {
       FROM request r
       WHERE i.app_id = $1 AND i.id = r.id AND i.status = r.expect_status AND i.attempt = r.expect_attempt
         AND (NOT r.check_owner OR i.owner IS NOT DISTINCT FROM r.expect_owner)
-      RETURNING r.ord, r.wake
+      RETURNING r.ord, r.queued OR r.final AS wake
     )
     SELECT ARRAY(SELECT ord FROM applied) AS applied, ${notifyIfAny("(SELECT 1 FROM applied WHERE wake) woken", "$17")}`,
 };
@@ -192,8 +185,7 @@ export class PostgresOrchestrator implements Orchestrator {
       column((r) => r.retries ?? null),
       column((r) => STATUS_TABLE[r.to].claimable === true),
       this.#db.channel,
-      column((r) => wakes(r.to)),
-      column((r) => STATUS_TABLE[r.to].final === true),
+      column((r) => isFinal(r.to)),
     ];
   }
 

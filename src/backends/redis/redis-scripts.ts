@@ -87,6 +87,8 @@ local function prior(token)
 end
 local function history(status, at, attempt, runner) return status .. '|' .. at .. '|' .. attempt .. '|' .. runner end
 local function wake() redis.call('PUBLISH', P .. 'wake', '1') end
+-- cjson encodes an empty table as an object; a list reply is always an array.
+local function jsonList(t) if #t == 0 then return '[]' end return cjson.encode(t) end
 -- One command for many arguments, in chunks that stay within Lua's stack.
 local function variadic(cmd, key, args)
   for i = 1, #args, 1000 do redis.call(cmd, key, unpack(args, i, math.min(i + 999, #args))) end
@@ -223,12 +225,11 @@ local function redeliver(t)
   end
   return true
 end
-local function reply() if #out == 0 then return '[]' end return cjson.encode(out) end
 local live = redis.call('HMGET', P .. 'runner:' .. runner, 'heartbeatAt', 'stoppedAt', 'deadAt')
-if not live[1] or live[2] or live[3] then return reply() end
+if not live[1] or live[2] or live[3] then return jsonList(out) end
 if token ~= '' and redeliver(token) then
   index:apply()
-  return reply()
+  return jsonList(out)
 end
 for i = 7, #ARGV do
   redeliver(ARGV[i])
@@ -250,11 +251,11 @@ if want > 0 then
     if r[1] and CLAIMABLE[r[1]] then
       local attempt = num(tonumber(r[2]) + 1)
       local h = tonumber(r[8]) + 1
-      local claimed = CLAIMED .. '|' .. now .. '|' .. attempt .. '|' .. runner
+      local claimed = history(CLAIMED, now, attempt, runner)
       if start then
         -- One write for both steps: CLAIMED at h, STARTED at h + 1.
         redis.call('HSET', k, 'status', STARTED, 'owner', runner, 'attempt', attempt, 'updatedAt', now, 'readyAt', '',
-          'hn', h + 1, 'h' .. h, claimed, 'h' .. (h + 1), STARTED .. '|' .. now .. '|' .. attempt .. '|' .. runner)
+          'hn', h + 1, 'h' .. h, claimed, 'h' .. (h + 1), history(STARTED, now, attempt, runner))
       else
         redis.call('HSET', k, 'status', CLAIMED, 'owner', runner, 'attempt', attempt, 'updatedAt', now, 'readyAt', '',
           'hn', h, 'h' .. h, claimed)
@@ -276,7 +277,7 @@ if want > 0 then
 end
 index:apply()
 if #ledger > 0 then remember(token, cjson.encode(ledger)) end
-return reply()
+return jsonList(out)
 `;
 
 /**
@@ -352,8 +353,7 @@ for _, id in ipairs(A) do
     if status and FINAL[status] then out[#out + 1] = id end
   end
 end
-if #out == 0 then return '[]' end
-return cjson.encode(out)
+return jsonList(out)
 `;
 
 /** registerRunner: ARGV[3] id, ARGV[4..] field/value pairs of the new record (replaces any old one). */

@@ -3,7 +3,7 @@ import { NencError } from "../../core/errors.js";
 import type { SqliteDatabase } from "./sqlite-schema.js";
 
 /** How long a statement waits for another process's lock before it fails. */
-export const LOCK_TIMEOUT_MS = 10_000;
+const LOCK_TIMEOUT_MS = 10_000;
 /**
  * Waits between attempts. A write transaction holds the lock for a fraction of a millisecond, so
  * the first waits are that short: they block this thread (no timer is that fine), but for less
@@ -15,12 +15,12 @@ const pause = new Int32Array(new SharedArrayBuffer(4));
 /** Longest a shared read transaction lives; it ends sooner, at the end of the event loop's turn. */
 const READ_SCOPE_MS = 100;
 
-export type Busy = Error & { code: string };
+type Busy = Error & { code: string };
 
 /** A result now, or later when the call had to wait for a lock. */
 export type Eventually<T> = T | Promise<T>;
 
-export function isBusy(error: unknown): error is Busy {
+function isBusy(error: unknown): error is Busy {
   const code = (error as { code?: unknown } | null)?.code;
   return typeof code === "string" && code.startsWith("SQLITE_BUSY");
 }

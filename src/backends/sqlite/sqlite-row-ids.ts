@@ -4,17 +4,15 @@
  * leaves are as scattered as the random ids are. Only a hint: a transition by seq also checks the
  * id, and falls back to the id when it finds nothing (after a purge, say).
  */
+/** Ids remembered at most: a few batches' worth of a busy worker. */
+const MAX_HINTS = 4096;
+
 export class SqliteRowIds {
   readonly #seqs = new Map<string, number>();
-  readonly #max: number;
-
-  constructor(max = 4096) {
-    this.#max = max;
-  }
 
   remember(id: string, seq: number): void {
     // Past the limit start over: the ones dropped are found by id, as if never claimed here.
-    if (this.#seqs.size >= this.#max) this.#seqs.clear();
+    if (this.#seqs.size >= MAX_HINTS) this.#seqs.clear();
     this.#seqs.set(id, seq);
   }
 
