@@ -40,7 +40,9 @@ export function createNencSystem(run: RunSettings, kind: "redis" | "postgres"): 
       }
       tasks = defineBenchTasks(app);
       try {
-        await app.backend();
+        // Its first statement creates nenc's tables on a server that has none yet, before the
+        // completion count below reads them.
+        await (await app.backend()).broker.queueLength(Date.now());
       } catch (error) {
         const message = (error as Error).message;
         await app.close().catch(() => undefined);

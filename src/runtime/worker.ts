@@ -48,10 +48,14 @@ interface Active {
  * Loop ("pump", at most once per tick): whenever something may have changed (a broker
  * notification, a finished task, the poll timer), claim in one atomic step as many as there are
  * free slots, "to start": each is recorded PENDING and RUNNING by the claim itself, so RUNNING is
- * durable before any body runs and a freed slot costs one round trip. Nothing is claimed ahead of
- * free slots: an invocation waiting behind a long task is one an idle worker could run. When the
- * body returns, its slot is free at once and RUNNING -> SUCCESS / RETRY / FAILED goes to the write
- * batcher (one atomic batch per tick). Every write is a compare-and-set on the attempt it
+ * durable before any body runs. While its tasks are short (bodies that return within
+ * SHORT_BODY_MS on average), it also claims up to one batch ahead, as many as it has slots: the
+ * next claim's round trip then overlaps the bodies running now, instead of alternating with them,
+ * and an invocation claimed ahead waits about one short body for a slot. With longer tasks
+ * nothing is claimed ahead of free slots: an invocation waiting behind a long task is one an idle
+ * worker could run. When the body returns, its slot is free at once (the next invocation claimed
+ * ahead starts in it) and RUNNING -> SUCCESS / RETRY / FAILED goes to the write batcher (one
+ * atomic batch per tick). Every write is a compare-and-set on the attempt it
  * claimed: once recovery took the invocation (this runner looked dead), the write is refused and
  * the work is dropped. A refused heartbeat means the same for all of it: the worker drops
  * everything and carries on under a new runner id.
@@ -71,11 +75,16 @@ export class Worker {
   readonly #active = new Map<string, Active>();
   #stopping = false;
   #started = false;
-  #pumping = false;
-  #pumpAgain = false;
   #pumpScheduled = false;
+  /** Claims (or a reconcile) in flight, and how many invocations those claims ask for. */
+  #claimsInFlight = 0;
+  #claiming = 0;
   /** Tasks executing now; `#active` also holds those whose last write is still in flight. */
   #runningCount = 0;
+  /** Claimed ahead (RUNNING, owned), in claim order, waiting for a slot; also in `#active`. */
+  #waiting: Active[] = [];
+  /** Moving average of how long a body takes (ms); undefined until one has returned. */
+  #bodyMs: number | undefined;
   #mustReconcile = false;
   #unsubscribe: (() => void) | undefined;
   #pollTimer: NodeJS.Timeout | undefined;
@@ -167,6 +176,7 @@ export class Worker {
     if (!this.#backend) return;
     const active = [...this.#active.values()];
     this.#active.clear();
+    this.#waiting = [];
     const now = this.#app.clock.now();
     // A finishing invocation's last write is queued: let the batcher land it instead.
     const requests = active
@@ -220,6 +230,7 @@ export class Worker {
     const dropped = [...this.#active.keys()];
     for (const active of this.#active.values()) active.abort.abort();
     this.#active.clear();
+    this.#waiting = [];
     const old = this.#runnerId;
     await this.#register();
     this.#heartbeat?.switchTo(this.#runnerId);
@@ -236,55 +247,86 @@ export class Worker {
     this.#pumpScheduled = true;
     setImmediate(() => {
       this.#pumpScheduled = false;
-      if (this.#pumping) {
-        this.#pumpAgain = true;
-        return;
-      }
-      this.#pumping = true;
-      void this.#claimWhileFree().finally(() => {
-        this.#pumping = false;
-        if (this.#pumpAgain) {
-          this.#pumpAgain = false;
-          this.#pump();
-        }
-      });
+      this.#claimMore();
     });
   }
 
+  /** True while bodies are short enough that claiming ahead pays (see SHORT_BODY_MS). */
+  #claimingAhead(): boolean {
+    return this.#bodyMs !== undefined && this.#bodyMs < SHORT_BODY_MS;
+  }
+
   /**
-   * How many to claim now: the free slots, while the invocations whose last write is still in
-   * flight stay within a bound (they cost only memory, but a backend that takes claims and not
-   * writes must not make them pile up).
+   * How many to claim now: the free slots (plus one batch ahead while bodies are short), less what
+   * claims in flight already ask for, while the invocations whose last write is still in flight
+   * stay within a bound (they cost only memory, but a backend that takes claims and not writes
+   * must not make them pile up).
    */
   #wanted(): number {
     const capacity = this.#executor.capacity;
-    return Math.min(capacity - this.#runningCount, FINISHING_PER_SLOT * capacity - this.#active.size);
+    const ahead = this.#claimingAhead() ? capacity : 0;
+    let want = capacity + ahead - this.#runningCount - this.#waiting.length - this.#claiming;
+    // Every slot is busy or spoken for: top up in halves of a batch, not one by one.
+    if (this.#runningCount + this.#claiming >= capacity && want < capacity / 2) want = 0;
+    return Math.min(want, FINISHING_PER_SLOT * capacity - this.#active.size);
   }
 
-  async #claimWhileFree(): Promise<void> {
-    try {
-      if (this.#mustReconcile) await this.#reconcile();
-      for (;;) {
-        const want = this.#wanted();
-        if (want <= 0 || this.#stopping) return;
-        const claimed = await this.#backend.broker.claim(this.#runnerId, want, this.#app.clock.now(), { start: true });
-        if (this.#stopping) {
-          // Claimed during stop: give them straight back.
-          const now = this.#app.clock.now();
-          await this.#backend.orchestrator.transition(
-            claimed.flatMap((c) => this.#planChain(this.#startedState(c), ["KILLED", "REROUTED"], now)),
-          );
-          return;
-        }
-        if (claimed.length) crashPoint("claimed");
-        for (const invocation of claimed) this.#begin(invocation);
-        if (claimed.length < want) return;
-      }
-    } catch (error) {
-      // The claim may have been applied with its reply lost: find what we own and do not run.
-      this.#mustReconcile = true;
-      this.#warn("claiming failed; will try again", error);
+  /**
+   * Start a claim if slots want one: one in flight at a time, or two while claiming ahead. At
+   * most one starts per call, and the next from the reply of the one before, before its bodies
+   * run: so the two are staggered, and while the worker runs one batch the backend is already
+   * serving the next claim. A reconcile runs alone, when no claim is in flight (it tells strays
+   * by what is not active).
+   */
+  #claimMore(): void {
+    if (this.#stopping || this.#claimsInFlight >= (this.#claimingAhead() ? 2 : 1)) return;
+    let step: Promise<boolean>;
+    if (this.#mustReconcile) {
+      if (this.#claimsInFlight > 0) return;
+      step = this.#reconcile()
+        .then(() => true)
+        .finally(() => this.#claimsInFlight--);
+    } else {
+      const want = Math.min(this.#wanted(), this.#executor.capacity);
+      if (want <= 0) return;
+      step = this.#claim(want);
     }
+    this.#claimsInFlight++;
+    void step
+      .catch((error: unknown) => {
+        // The claim may have been applied with its reply lost: find what we own and do not run.
+        this.#mustReconcile = true;
+        this.#warn("claiming failed; will try again", error);
+        return false;
+      })
+      .then((again) => {
+        if (again) this.#pump();
+      });
+  }
+
+  /** One claim to start; true when it got all it asked for (the queue may hold more). */
+  async #claim(want: number): Promise<boolean> {
+    this.#claiming += want;
+    let claimed: ClaimedInvocation[];
+    try {
+      claimed = await this.#backend.broker.claim(this.#runnerId, want, this.#app.clock.now(), { start: true });
+    } finally {
+      this.#claiming -= want;
+      this.#claimsInFlight--;
+    }
+    if (this.#stopping) {
+      // Claimed during stop: give them straight back.
+      const now = this.#app.clock.now();
+      await this.#backend.orchestrator.transition(
+        claimed.flatMap((c) => this.#planChain(this.#startedState(c), ["KILLED", "REROUTED"], now)),
+      );
+      return false;
+    }
+    if (claimed.length) crashPoint("claimed");
+    for (const invocation of claimed) this.#hold(invocation);
+    if (claimed.length === want) this.#claimMore();
+    this.#fillSlots();
+    return claimed.length === want;
   }
 
   /**
@@ -307,11 +349,21 @@ export class Worker {
     return { id: invocation.id, status: STARTED_STATUS, attempt: invocation.attempt, owner: this.#runnerId };
   }
 
-  #begin(invocation: ClaimedInvocation): void {
+  /** A claimed invocation, held until a slot is free for it. */
+  #hold(invocation: ClaimedInvocation): void {
     const active: Active = { state: this.#startedState(invocation), claimed: invocation, abort: new LazyAbort(), finishing: false };
     this.#active.set(invocation.id, active);
-    this.#runningCount++;
-    void this.#execute(active).catch((error) => this.#warn(`invocation ${invocation.id} could not be finished`, error));
+    this.#waiting.push(active);
+  }
+
+  /** Start held invocations, in claim order, in the free slots. */
+  #fillSlots(): void {
+    while (this.#runningCount < this.#executor.capacity) {
+      const next = this.#waiting.shift();
+      if (!next) return;
+      this.#runningCount++;
+      void this.#execute(next).catch((error) => this.#warn(`invocation ${next.claimed.id} could not be finished`, error));
+    }
   }
 
   /**
@@ -323,13 +375,17 @@ export class Worker {
     const { claimed } = active;
     try {
       let outcome: Outcome;
+      const startedAt = performance.now();
       try {
         const run = this.#executor.run(claimed, this.#contextFor(active));
         crashPoint("running");
         outcome = await run;
       } finally {
+        const took = performance.now() - startedAt;
+        this.#bodyMs = this.#bodyMs === undefined ? took : this.#bodyMs + (took - this.#bodyMs) * BODY_MS_WEIGHT;
         this.#runningCount--;
         active.finishing = true;
+        this.#fillSlots();
         this.#pump();
       }
       if (active.abort.aborted) return;
@@ -484,6 +540,14 @@ class LazyAbort {
 const CRASH_AT = process.env["NENC_CRASH_AT"];
 /** Invocations whose outcome is still being written may number this many per slot. */
 const FINISHING_PER_SLOT = 4;
+/**
+ * Bodies shorter than this on average make a worker claim one batch ahead: then a claim's round
+ * trip (about a millisecond on a network server) is what limits it, and an invocation claimed
+ * ahead waits no longer than about one such body for its slot.
+ */
+const SHORT_BODY_MS = 5;
+/** Weight of the newest body in the moving average of body times. */
+const BODY_MS_WEIGHT = 0.1;
 function crashPoint(point: "claimed" | "running" | "result"): void {
   if (CRASH_AT === point) process.kill(process.pid, "SIGKILL");
 }

@@ -215,6 +215,53 @@ export function workerCases(fixture: BackendFixture): void {
     );
   });
 
+  describe(`${fixture.name}: claiming ahead`, () => {
+    const statuses = (invs: { status(): Promise<string> }[]) => Promise.all(invs.map((inv) => inv.status()));
+    const count = (list: string[], status: string) => list.filter((s) => s === status).length;
+
+    it("claims one batch ahead while tasks are short, and only free slots once a task was long", async () => {
+      const { app } = await openApp(fixture);
+      const { add, sleepy } = defineTasks(app);
+      try {
+        await app.startWorker({ concurrency: 2, heartbeat: "inline" });
+        for (let i = 0; i < 20; i++) assert.equal(await (await add.invoke(i, 1)).result(), i + 1);
+        const long = await sleepy.parallelize([[400], [400], [400], [400], [400]]);
+        // Short bodies so far: two run, two more are claimed ahead (RUNNING, waiting for a slot).
+        await eventually(async () => count(await statuses(long), "RUNNING") === 4, "two running and two claimed ahead");
+        assert.equal(count(await statuses(long), "REGISTERED"), 1);
+        // The first two bodies were long: the two claimed ahead take the slots, and nothing more is
+        // claimed until a slot is free.
+        await eventually(async () => count(await statuses(long), "SUCCESS") === 2, "the first two to finish");
+        const now = await statuses(long);
+        assert.deepEqual([count(now, "RUNNING"), count(now, "REGISTERED")], [2, 1], "no claim ahead once bodies are long");
+        for (const inv of long) assert.equal(await inv.result({ timeoutMs: 20_000 }), "slept");
+      } finally {
+        await app.close();
+      }
+    });
+
+    it("on graceful stop gives back what it claimed ahead as well (KILLED -> REROUTED)", async () => {
+      const { app } = await openApp(fixture);
+      const { add, sleepy } = defineTasks(app);
+      try {
+        const worker = await app.startWorker({ concurrency: 1, heartbeat: "inline" });
+        for (let i = 0; i < 10; i++) await (await add.invoke(i, 1)).result();
+        const long = await sleepy.parallelize([[300], [300], [300]]);
+        await eventually(async () => count(await statuses(long), "RUNNING") === 2, "one running and one claimed ahead");
+        await worker.stop();
+        assert.deepEqual((await statuses(long)).sort(), ["REGISTERED", "REROUTED", "REROUTED"]);
+        for (const inv of long.filter((_, i) => i < 2)) {
+          assert.deepEqual(
+            (await inv.history()).map((h) => h.status),
+            ["REGISTERED", "PENDING", "RUNNING", "KILLED", "REROUTED"],
+          );
+        }
+      } finally {
+        await app.close();
+      }
+    });
+  });
+
   describe(`${fixture.name}: stopping and dying`, () => {
     it("on graceful stop reroutes running invocations (KILLED -> REROUTED) and another worker finishes them", async () => {
       const first = await openApp(fixture);
