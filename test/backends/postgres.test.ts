@@ -1,10 +1,14 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
+import { userInfo } from "node:os";
 import { describe, it } from "node:test";
+import pg from "pg";
 import { createPostgresBackend } from "../../src/backends/postgres/postgres-backend.js";
 import { CLAIM } from "../../src/backends/postgres/postgres-broker.js";
 import { PostgresConnection } from "../../src/backends/postgres/postgres-connection.js";
+import { MIGRATIONS } from "../../src/backends/postgres/postgres-migrations.js";
 import { CLAIMABLE_STATUSES, CLAIMED_STATUS, STARTED_STATUS } from "../../src/core/status.js";
+import { planTransition } from "../../src/core/transition.js";
 import { runConformance } from "../conformance/suite.js";
 import { newInvocation, purgeApps, remoteRunner } from "../conformance/harness.js";
 
@@ -103,11 +107,73 @@ describe("postgres: query plans", () => {
         onInvocations.some((n) => n["Node Type"] === "Index Scan" && n["Index Name"] === "invocations_queue"),
         `the queue index walked in order: ${JSON.stringify(nodes.map((n) => [n["Node Type"], n["Index Name"]]))}`,
       );
+      assert.ok(
+        onInvocations.some((n) => n["Node Type"] === "Tid Scan"),
+        `the update finds the picked rows by their ctid: ${JSON.stringify(nodes.map((n) => [n["Node Type"], n["Index Name"]]))}`,
+      );
     } finally {
       await client.end();
       await backend.state.purge();
       await db.close();
       await backend.close();
+    }
+  });
+});
+
+describe("postgres: schema upgrades", () => {
+  it("keeps the history of invocations stored before it became text (version 2 to 3)", async () => {
+    const database = `nenc_upgrade_${randomUUID().replace(/-/g, "")}`;
+    const admin = await PostgresConnection.open({ url, appId: "upgrade-admin" });
+    await admin.ready();
+    await admin.query(`CREATE DATABASE ${database}`);
+    const upgradedUrl = url.replace(/\/test$/, `/${database}`);
+    try {
+      // A database left at version 2 by an earlier nenc, with one invocation in it.
+      const client = new pg.Client({ connectionString: upgradedUrl.replace("//", `//${process.env["PGUSER"] || userInfo().username}@`) });
+      await client.connect();
+      try {
+        await client.query(
+          "CREATE SCHEMA nenc; CREATE TABLE nenc.migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
+        );
+        for (const step of MIGRATIONS.filter((m) => m.version <= 2)) {
+          await client.query(step.sql);
+          await client.query("INSERT INTO nenc.migrations (version) VALUES ($1)", [step.version]);
+        }
+        await client.query(
+          `INSERT INTO nenc.invocations (app_id, id, task_id, call_id, args, status, attempt, owner, seq, created_seq, created_at, updated_at, history)
+           VALUES ('old', 'inv-1', 't', 'c', '[]', 'RUNNING', 1, 'r', 1, 1, 1000, 1002,
+                   '[["REGISTERED", 1000, 0, null], ["PENDING", 1001, 1, "r"], ["RUNNING", 1002, 1, "r"]]'::jsonb)`,
+        );
+      } finally {
+        await client.end();
+      }
+      const backend = await createPostgresBackend({ url: upgradedUrl, appId: "old" });
+      try {
+        const before = await backend.state.history("inv-1");
+        assert.deepEqual(
+          before.map((h) => [h.status, h.at, h.attempt, h.runnerId]),
+          [
+            ["REGISTERED", 1000, 0, null],
+            ["PENDING", 1001, 1, "r"],
+            ["RUNNING", 1002, 1, "r"],
+          ],
+        );
+        const done = planTransition({ id: "inv-1", status: "RUNNING", attempt: 1, owner: "r" }, "SUCCESS", {
+          by: "r",
+          at: 1003,
+          result: "1",
+        });
+        assert.deepEqual(await backend.orchestrator.transition([done]), [true]);
+        assert.deepEqual(
+          (await backend.state.history("inv-1")).map((h) => h.status),
+          ["REGISTERED", "PENDING", "RUNNING", "SUCCESS"],
+        );
+      } finally {
+        await backend.close();
+      }
+    } finally {
+      await admin.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
+      await admin.close();
     }
   });
 });

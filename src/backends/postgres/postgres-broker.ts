@@ -10,6 +10,9 @@ import type { PostgresListener } from "./postgres-listener.js";
  * claims take different rows instead of queueing on each other), and make each the runner's at
  * the next attempt, with its history entry; a claim to start ($7, the status it ends in, differs
  * from $6) also goes on to that status with a second entry. The rows come back in queue order.
+ * The update finds each picked row by its ctid, the version the pick locked (a locked row cannot
+ * move before this statement ends): no second index walk, and no join plan that could read the
+ * whole app instead.
  */
 export const CLAIM = {
   name: "nenc_claim",
@@ -17,18 +20,17 @@ export const CLAIM = {
     WITH runner AS (
       SELECT 1 FROM nenc.runners WHERE app_id = $1 AND id = $2 AND dead_at IS NULL AND stopped_at IS NULL FOR SHARE
     ), picked AS (
-      SELECT i.id, i.ready_at, i.seq FROM nenc.invocations i
+      SELECT i.ctid, i.id, i.ready_at, i.seq FROM nenc.invocations i
       WHERE i.app_id = $1 AND i.ready_at <= $3 AND i.status = ANY($5::text[]) AND EXISTS (SELECT 1 FROM runner)
       ORDER BY i.ready_at, i.seq
       LIMIT $4
       FOR UPDATE SKIP LOCKED
     ), claimed AS (
       UPDATE nenc.invocations i SET status = $7::text, owner = $2, attempt = i.attempt + 1, ready_at = NULL, updated_at = $3,
-        history = i.history || jsonb_build_array(jsonb_build_array($6::text, $3::bigint, i.attempt + 1, $2::text))
-          || CASE WHEN $7::text = $6::text THEN '[]'::jsonb
-             ELSE jsonb_build_array(jsonb_build_array($7::text, $3::bigint, i.attempt + 1, $2::text)) END
+        history = i.history || ',' || json_build_array($6::text, $3::bigint, i.attempt + 1, $2::text)::text
+          || CASE WHEN $7::text = $6::text THEN '' ELSE ',' || json_build_array($7::text, $3::bigint, i.attempt + 1, $2::text)::text END
       FROM picked p
-      WHERE i.app_id = $1 AND i.id = p.id
+      WHERE i.ctid = p.ctid
       RETURNING i.id, i.task_id, i.args, i.attempt, i.retries, i.parent_id, p.ready_at AS queued_at, p.seq AS queued_seq
     )
     SELECT id, task_id, args, attempt, retries, parent_id FROM claimed ORDER BY queued_at, queued_seq`,

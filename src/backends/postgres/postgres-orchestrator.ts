@@ -19,7 +19,7 @@ const REGISTER = {
       INSERT INTO nenc.invocations (app_id, id, task_id, call_id, args, status, parent_id, created_at, updated_at,
                                     ready_at, seq, created_seq, history)
       SELECT $1, n.id, n.task_id, n.call_id, n.args, $9::text, n.parent_id, n.created_at, n.created_at, n.ready_at, n.s, n.s,
-             jsonb_build_array(jsonb_build_array($9::text, n.created_at, 0, NULL))
+             json_build_array($9::text, n.created_at, 0, NULL)::text
       FROM (SELECT r.*, nextval('nenc.seq') AS s
             FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[])
                  WITH ORDINALITY AS r(id, task_id, call_id, args, parent_id, created_at, ready_at, ord)
@@ -50,7 +50,7 @@ const TRANSITION = {
         status = r.to_status, owner = r.owner, attempt = r.attempt, ready_at = r.ready_at, updated_at = r.at, final = r.final,
         seq = CASE WHEN r.queued THEN nextval('nenc.seq') ELSE i.seq END,
         result = COALESCE(r.result, i.result), error = COALESCE(r.error, i.error), retries = COALESCE(r.retries, i.retries),
-        history = i.history || jsonb_build_array(jsonb_build_array(r.to_status, r.at, r.attempt, r.by))
+        history = i.history || ',' || json_build_array(r.to_status, r.at, r.attempt, r.by)::text
       FROM request r
       WHERE i.app_id = $1 AND i.id = r.id AND i.status = r.expect_status AND i.attempt = r.expect_attempt
         AND (NOT r.check_owner OR i.owner IS NOT DISTINCT FROM r.expect_owner)

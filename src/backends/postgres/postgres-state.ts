@@ -33,7 +33,7 @@ const HISTORY = `
   SELECT h.entry->>0 AS status, (h.entry->>1)::bigint AS at, (h.entry->>2)::integer AS attempt, h.entry->>3 AS runner_id,
          r.hostname, r.pid
   FROM nenc.invocations i
-  CROSS JOIN LATERAL jsonb_array_elements(i.history) WITH ORDINALITY AS h(entry, ord)
+  CROSS JOIN LATERAL json_array_elements(('[' || i.history || ']')::json) WITH ORDINALITY AS h(entry, ord)
   LEFT JOIN nenc.runners r ON r.app_id = i.app_id AND r.id = h.entry->>3
   WHERE i.app_id = $1 AND i.id = $2
   ORDER BY h.ord`;
