@@ -29,12 +29,16 @@ export class AsyncExecutor implements Executor {
   }
 }
 
-/** Look up the task, decode its arguments and call it; shared by every executor. */
-export async function runTask(app: Nenc, invocation: ClaimedInvocation): Promise<unknown> {
+/**
+ * Look up the task, decode its arguments and call it; shared by every executor. It throws at once
+ * for an unknown task or unreadable arguments, and returns what the task returns (a promise, for
+ * an async task): the caller awaits it.
+ */
+export function runTask(app: Nenc, invocation: ClaimedInvocation): unknown {
   const task = app.getTask(invocation.taskId);
   if (!task) throw new UnknownTaskError(invocation.taskId);
   const args = decodeArgs(invocation);
-  return await task.fn(...args);
+  return task.fn(...args);
 }
 
 function decodeArgs(invocation: ClaimedInvocation): unknown[] {

@@ -32,6 +32,14 @@ export interface WorkerOptions {
   readonly appModule?: string;
 }
 
+/** What a step of an invocation records besides its status. */
+interface StepValues {
+  result?: string;
+  error?: string;
+  retries?: number;
+  readyAt?: number;
+}
+
 interface Active {
   /** The state its last queued transition leaves it in. */
   state: Ownership;
@@ -390,7 +398,8 @@ export class Worker {
       }
       if (active.abort.aborted) return;
       crashPoint("result");
-      await this.#finish(active, outcome);
+      const [to, extra] = this.#finalStep(active, outcome);
+      await this.#advance(active, to, extra);
     } finally {
       // Its last write has landed. That makes room for a claim only where writes in flight, not
       // free slots, were what held claims back.
@@ -400,12 +409,10 @@ export class Worker {
     }
   }
 
-  async #finish(active: Active, outcome: Outcome): Promise<void> {
+  /** Where an outcome takes its invocation: SUCCESS, RETRY after its backoff, or FAILED. */
+  #finalStep(active: Active, outcome: Outcome): [Status, StepValues] {
     const { claimed } = active;
-    if (outcome.ok) {
-      await this.#advance(active, "SUCCESS", { result: outcome.result });
-      return;
-    }
+    if (outcome.ok) return ["SUCCESS", { result: outcome.result }];
     const task = this.#app.getTask(claimed.taskId);
     const error = outcome.error;
     const stored = serialize(errorRecord(error), "error");
@@ -415,24 +422,19 @@ export class Worker {
       this.#app.logger.info(
         `nenc: ${claimed.taskId} ${claimed.id} failed (${errorRecord(error).message}); retry ${claimed.retries + 1} in ${delay} ms`,
       );
-      await this.#advance(active, "RETRY", { error: stored, retries: claimed.retries + 1, readyAt });
-      return;
+      return ["RETRY", { error: stored, retries: claimed.retries + 1, readyAt }];
     }
     if (error instanceof UnknownTaskError) {
       this.#app.logger.error(`nenc: ${error.message} (invocation ${claimed.id}); marked FAILED, the worker carries on`);
     }
-    await this.#advance(active, "FAILED", { error: stored });
+    return ["FAILED", { error: stored }];
   }
 
   /**
    * One owned transition of an active invocation, chained on the state its previous request will
    * leave (so requests can be queued before earlier ones land); false if it was fenced off.
    */
-  async #advance(
-    active: Active,
-    to: Status,
-    extra: { result?: string; error?: string; retries?: number; readyAt?: number } = {},
-  ): Promise<boolean> {
+  async #advance(active: Active, to: Status, extra: StepValues = {}): Promise<boolean> {
     if (active.abort.aborted) return false;
     const request = planTransition(active.state, to, { by: this.#runnerId, at: this.#app.clock.now(), ...extra });
     active.state = afterTransition(request);
