@@ -298,10 +298,14 @@ for b = 1, #A, 13 do
   local r = redis.call('HMGET', k, 'status', 'attempt', 'owner', 'seq', 'hn')
   local o = r[3] or ''
   if r[1] == es and r[2] == ea and (eo == '*' or eo == (o ~= '' and '=' .. o or '')) then
-    local owner, attempt, readyAt, at = A[b + 5], A[b + 6], A[b + 7], A[b + 8]
+    local owner, attempt, readyAt, at = nullable(A[b + 5]) or '', A[b + 6], A[b + 7], A[b + 8]
     local h = tonumber(r[5]) + 1
-    local set = {'status', to, 'attempt', attempt, 'owner', nullable(owner) or '', 'readyAt', readyAt, 'updatedAt', at,
-      'hn', h, 'h' .. h, history(to, at, attempt, nullable(A[b + 9]) or '')}
+    local set = {'status', to, 'updatedAt', at, 'hn', h, 'h' .. h, history(to, at, attempt, nullable(A[b + 9]) or '')}
+    -- Only what changes is written (most steps keep the attempt and the owner); readyAt is set
+    -- only while claimable, so it changes only when the step enters or leaves the queue.
+    if attempt ~= r[2] then set[#set + 1] = 'attempt'; set[#set + 1] = attempt end
+    if owner ~= o then set[#set + 1] = 'owner'; set[#set + 1] = owner end
+    if CLAIMABLE[to] or CLAIMABLE[r[1]] then set[#set + 1] = 'readyAt'; set[#set + 1] = readyAt end
     local result, err, retries = nullable(A[b + 10]), nullable(A[b + 11]), A[b + 12]
     if result then set[#set + 1] = 'result'; set[#set + 1] = result end
     if err then set[#set + 1] = 'error'; set[#set + 1] = err end
