@@ -24,12 +24,9 @@
  */
 import { cpus, loadavg } from "node:os";
 import { fmt, median, sleep } from "./support.js";
-import { createBullmqSystem } from "./peers/bullmq.js";
-import { createGraphileSystem } from "./peers/graphile.js";
-import { createNencSystem } from "./peers/nenc.js";
-import { createPgbossSystem } from "./peers/pgboss.js";
 import { measureThroughput, startKillScenario, type Figures, type PhaseOptions, type Throughput } from "./peers/phases.js";
 import { SystemUnavailable, type BenchSystem, type RunSettings } from "./peers/system.js";
+import { ALL, createSystem, isSystemName, type SystemName } from "./peers/systems.js";
 import { withUser } from "./peers/postgres-url.js";
 import { killLiveWorkers } from "./peers/worker-child.js";
 
@@ -38,9 +35,6 @@ const option = (name: string, fallback: string) => {
   const i = argv.indexOf(`--${name}`);
   return i >= 0 && argv[i + 1] ? argv[i + 1]! : fallback;
 };
-
-const ALL = ["bullmq", "nenc-redis", "graphile", "graphile-batched", "pgboss", "nenc-postgres"] as const;
-type SystemName = (typeof ALL)[number];
 
 /** One table per server; each peer is compared with nenc on the same server. */
 const GROUPS: { server: string; peers: SystemName[]; nenc: SystemName }[] = [
@@ -56,27 +50,10 @@ function selectedSystems(list: string): SystemName[] {
     .filter(Boolean)) {
     if (raw === "graphile") wanted.add("graphile").add("graphile-batched");
     else if (raw === "graphile-default") wanted.add("graphile");
-    else if ((ALL as readonly string[]).includes(raw)) wanted.add(raw as SystemName);
+    else if (isSystemName(raw)) wanted.add(raw);
     else throw new Error(`--systems: unknown system ${JSON.stringify(raw)} (known: ${ALL.join(", ")}, graphile-default)`);
   }
   return ALL.filter((name) => wanted.has(name));
-}
-
-function createSystem(name: SystemName, run: RunSettings): BenchSystem {
-  switch (name) {
-    case "bullmq":
-      return createBullmqSystem(run);
-    case "graphile":
-      return createGraphileSystem(run, "default");
-    case "graphile-batched":
-      return createGraphileSystem(run, "batched");
-    case "pgboss":
-      return createPgbossSystem(run);
-    case "nenc-redis":
-      return createNencSystem(run, "redis");
-    case "nenc-postgres":
-      return createNencSystem(run, "postgres");
-  }
 }
 
 type Outcome = { figures: Figures; settings: string } | { unavailable: string; settings: string } | { failed: string; settings: string };

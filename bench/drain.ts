@@ -1,0 +1,89 @@
+/**
+ * `npm run bench:drain -- SYSTEM [--tasks N] [--rounds R] [--pin same|apart]`: one system of
+ * bench:peers draining N queued no-ops (default 20,000) with one worker process, R times (default
+ * 3), reporting per round the rate and the CPU per job of the worker process (all threads) and of
+ * the server (every redis-server or postgres process), from /proc. It shows where a system's time
+ * goes, which bench:peers' rates alone do not. SYSTEM is one of bench:peers' systems
+ * (nenc-redis, bullmq, nenc-postgres, graphile, graphile-batched, pgboss).
+ *
+ * --pin same|apart (needs taskset and the right to use it on the server's processes): pin the
+ * server to CPU 0 and the worker to CPU 0 as well (same) or to CPU 1 (apart), to see how much of a
+ * rate comes from how the two share the cores. The server's processes are given every CPU back at
+ * the end.
+ */
+import { execFileSync } from "node:child_process";
+import { cpus } from "node:os";
+import { withUser } from "./peers/postgres-url.js";
+import type { RunSettings } from "./peers/system.js";
+import { ALL, createSystem, isSystemName } from "./peers/systems.js";
+import { cpuSeconds, cpuSecondsNamed, fmt, median, pidsNamed, sleep } from "./support.js";
+
+const argv = process.argv.slice(2);
+const option = (name: string, fallback: string) => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 && argv[i + 1] ? argv[i + 1]! : fallback;
+};
+const name = argv[0] && !argv[0].startsWith("--") ? argv[0] : "nenc-redis";
+if (!isSystemName(name)) throw new Error(`unknown system ${JSON.stringify(name)} (known: ${ALL.join(", ")})`);
+const tasks = Number(option("tasks", "20000"));
+const rounds = Number(option("rounds", "3"));
+const pin = option("pin", "");
+if (pin && pin !== "same" && pin !== "apart") throw new Error(`--pin: expected same or apart, got ${JSON.stringify(pin)}`);
+
+const run: RunSettings = {
+  redisUrl: process.env["NENC_REDIS_URL"] ?? "redis://127.0.0.1:6379",
+  postgresUrl: withUser(process.env["NENC_POSTGRES_URL"] ?? "postgres://127.0.0.1:5432/test"),
+  concurrency: 50,
+  runId: `d${process.pid}`,
+};
+
+const serverName = name === "nenc-redis" || name === "bullmq" ? "redis-server" : "postgres";
+
+const serverPids = () => pidsNamed(serverName);
+const serverCpuSeconds = () => cpuSecondsNamed(serverName);
+
+const taskset = (mask: string, pid: number) => execFileSync("taskset", ["-a", "-p", mask, String(pid)], { stdio: "ignore" });
+const allCpus = ((1 << cpus().length) - 1).toString(16);
+
+const results: { perS: number; workerUs: number; serverUs: number }[] = [];
+try {
+  if (pin) for (const pid of serverPids()) taskset("1", pid);
+  for (let round = 1; round <= rounds; round++) {
+    const system = createSystem(name, run);
+    await system.open();
+    try {
+      for (let from = 0; from < tasks; from += 1000) await system.enqueueNoops(from, Math.min(1000, tasks - from));
+      const worker = system.startWorker();
+      await worker.ready;
+      if (pin) taskset(pin === "same" ? "1" : "2", worker.pid);
+      // From the first completion seen to the last, polled every 25 ms (as bench:peers does early on).
+      let started: { at: number; worker: number; server: number } | undefined;
+      for (;;) {
+        const done = await system.completedJobs();
+        if (done > 0 && !started) started = { at: performance.now(), worker: cpuSeconds(worker.pid), server: serverCpuSeconds() };
+        if (done >= tasks) break;
+        await sleep(25);
+      }
+      const seconds = (performance.now() - started!.at) / 1000;
+      const perJob = (s: number) => (s * 1e6) / tasks;
+      const result = {
+        perS: tasks / seconds,
+        workerUs: perJob(cpuSeconds(worker.pid) - started!.worker),
+        serverUs: perJob(serverCpuSeconds() - started!.server),
+      };
+      results.push(result);
+      console.log(
+        `${name} round ${round}: ${fmt(result.perS)}/s; CPU per job: worker ${fmt(result.workerUs, 1)} µs, ${serverName} ${fmt(result.serverUs, 1)} µs`,
+      );
+      await worker.kill();
+    } finally {
+      await system.close();
+    }
+  }
+} finally {
+  if (pin) for (const pid of serverPids()) taskset(allCpus, pid);
+}
+console.log(
+  `${name}, ${fmt(tasks)} no-ops, median of ${rounds}${pin ? `, pinned ${pin}` : ""}: ${fmt(median(results.map((r) => r.perS)))}/s; ` +
+    `worker ${fmt(median(results.map((r) => r.workerUs)), 1)} µs, ${serverName} ${fmt(median(results.map((r) => r.serverUs)), 1)} µs per job`,
+);

@@ -1,0 +1,136 @@
+/**
+ * `node --import tsx bench/postgres-variants.ts [VARIANT ...] [--pairs N] [--rounds R]`: where
+ * PostgreSQL's time goes in nenc's claim and finish. Each variant is a copy of the invocations
+ * table with nenc's statements (simplified to the worker's pattern: claim 50 to start, then one
+ * batch to SUCCESS) in a scratch schema, changed in one respect; each is measured on N invocations
+ * (default 20,000), R rounds (default 3), and reported as pairs/s and as PostgreSQL's CPU per
+ * claim + finish pair (every postgres process, from /proc), the median of the rounds. Compare the
+ * variants of one run with each other only. A variant joins features with '+':
+ *   jsonb-history  the history as a jsonb array (migration 2); by default it is appended text (3)
+ *   no-history     no history written at all
+ *   no-in-flight   without the in-flight index (the one recovery reads)
+ *   hot-claim      one index for the queue and what is in flight, which the claim leaves as it is,
+ *                  so that the claim can be a HOT update; pair it with fillfactor-N
+ *   fillfactor-N   the table's fillfactor (nenc's is 75)
+ * Default variants: the schema as it is, jsonb-history, no-history, no-in-flight,
+ * no-history+no-in-flight, hot-claim+fillfactor-30.
+ */
+import pg from "pg";
+import { withUser } from "./peers/postgres-url.js";
+import { cpuSecondsNamed, fmt, median } from "./support.js";
+
+const argv = process.argv.slice(2);
+const option = (name: string, fallback: string) => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 && argv[i + 1] ? argv[i + 1]! : fallback;
+};
+const pairs = Number(option("pairs", "20000"));
+const rounds = Number(option("rounds", "3"));
+const positional = argv.filter((arg, i) => !arg.startsWith("--") && !argv[i - 1]?.startsWith("--"));
+const variants = positional.length
+  ? positional
+  : ["as-is", "jsonb-history", "no-history", "no-in-flight", "no-history+no-in-flight", "hot-claim+fillfactor-30"];
+const KNOWN = /^(as-is|jsonb-history|no-history|no-in-flight|hot-claim|fillfactor-\d+)$/;
+const url = withUser(process.env["NENC_POSTGRES_URL"] ?? "postgres://127.0.0.1:5432/test");
+const BATCH = 50;
+/** nenc's session settings (postgres-connection.ts). */
+const SESSION = "-c plan_cache_mode=force_generic_plan -c enable_bitmapscan=off -c enable_seqscan=off";
+
+function statements(variant: string) {
+  const has = (feature: string) => variant.split("+").includes(feature);
+  for (const feature of variant.split("+")) if (!KNOWN.test(feature)) throw new Error(`unknown variant feature ${JSON.stringify(feature)}`);
+  const fillfactor = /fillfactor-(\d+)/.exec(variant)?.[1] ?? "75";
+  const jsonb = has("jsonb-history");
+  const entry = (values: string) =>
+    jsonb ? `jsonb_build_array(jsonb_build_array(${values}))` : `',' || json_build_array(${values})::text`;
+  const append = (...entries: string[]) => (has("no-history") ? "" : `, history = i.history || ${entries.map(entry).join(" || ")}`);
+  const hot = has("hot-claim");
+  const schema = `
+    DROP SCHEMA IF EXISTS nenc_variants CASCADE; CREATE SCHEMA nenc_variants; CREATE SEQUENCE nenc_variants.seq;
+    CREATE TABLE nenc_variants.invocations (app_id text NOT NULL, id text NOT NULL, task_id text NOT NULL, call_id text NOT NULL,
+      args text NOT NULL, status text NOT NULL, attempt integer NOT NULL DEFAULT 0, owner text, retries integer NOT NULL DEFAULT 0,
+      ready_at bigint, seq bigint NOT NULL, created_seq bigint NOT NULL, parent_id text, result text, error text,
+      created_at bigint NOT NULL, updated_at bigint NOT NULL, history ${jsonb ? "jsonb" : "text"} NOT NULL,
+      final boolean NOT NULL DEFAULT false, PRIMARY KEY (app_id, id)) WITH (fillfactor = ${fillfactor});
+    CREATE INDEX ON nenc_variants.invocations (app_id, ready_at, seq) WHERE ${hot ? "NOT final" : "ready_at IS NOT NULL"};
+    ${has("no-in-flight") || hot ? "" : "CREATE INDEX ON nenc_variants.invocations (app_id) WHERE NOT final;"}
+    CREATE TABLE nenc_variants.runners (app_id text NOT NULL, id text NOT NULL, dead_at bigint, stopped_at bigint, PRIMARY KEY (app_id, id));
+    INSERT INTO nenc_variants.runners VALUES ('a', 'r', NULL, NULL);`;
+  const first = jsonb
+    ? "jsonb_build_array(jsonb_build_array('REGISTERED', $2::bigint, 0, NULL))"
+    : "json_build_array('REGISTERED', $2::bigint, 0, NULL)::text";
+  const register = `
+    INSERT INTO nenc_variants.invocations (app_id, id, task_id, call_id, args, status, created_at, updated_at, ready_at, seq, created_seq, history)
+    SELECT 'a', r.id, 'noop', r.id, '[1]', 'REGISTERED', $2, $2, $2, s, s, ${first}
+    FROM (SELECT id, nextval('nenc_variants.seq') AS s FROM unnest($1::text[]) AS id) r`;
+  const claim = `
+    WITH runner AS (
+      SELECT 1 FROM nenc_variants.runners WHERE app_id = $1 AND id = $2 AND dead_at IS NULL AND stopped_at IS NULL FOR SHARE
+    ), picked AS (
+      SELECT i.ctid, i.id, i.ready_at, i.seq FROM nenc_variants.invocations i
+      WHERE i.app_id = $1 AND i.ready_at <= $3 ${hot ? "AND NOT i.final" : ""} AND i.status = ANY('{REGISTERED,RETRY,REROUTED}'::text[])
+        AND EXISTS (SELECT 1 FROM runner)
+      ORDER BY i.ready_at, i.seq LIMIT $4 FOR UPDATE SKIP LOCKED
+    ), claimed AS (
+      UPDATE nenc_variants.invocations i SET status = 'RUNNING', owner = $2, attempt = i.attempt + 1, ${hot ? "" : "ready_at = NULL,"} updated_at = $3
+        ${append("'PENDING'::text, $3::bigint, i.attempt + 1, $2::text", "'RUNNING'::text, $3::bigint, i.attempt + 1, $2::text")}
+      FROM picked p WHERE i.ctid = p.ctid
+      RETURNING i.id, i.attempt, p.ready_at AS queued_at, p.seq AS queued_seq
+    )
+    SELECT id, attempt FROM claimed ORDER BY queued_at, queued_seq`;
+  const finish = `
+    UPDATE nenc_variants.invocations i SET status = 'SUCCESS', ready_at = NULL, updated_at = $3, final = true, result = 'null'
+      ${append("'SUCCESS'::text, $3::bigint, r.attempt, $2::text")}
+    FROM unnest($4::text[], $5::integer[]) AS r(id, attempt)
+    WHERE i.app_id = $1 AND i.id = r.id AND i.status = 'RUNNING' AND i.attempt = r.attempt AND i.owner = $2`;
+  return { schema, register, claim, finish };
+}
+
+async function measure(variant: string): Promise<{ perS: number; serverUs: number }> {
+  const sql = statements(variant);
+  const admin = new pg.Client({ connectionString: url });
+  await admin.connect();
+  const pool = new pg.Pool({ connectionString: url, max: 2, options: SESSION });
+  try {
+    await admin.query(sql.schema);
+    const now = Date.now();
+    const ids = Array.from({ length: pairs }, (_, i) => `inv-${String(i).padStart(8, "0")}-${Math.random().toString(36).slice(2, 12)}`);
+    for (let i = 0; i < pairs; i += 1000) await pool.query({ name: "register", text: sql.register, values: [ids.slice(i, i + 1000), now] });
+    await admin.query("VACUUM ANALYZE nenc_variants.invocations");
+    const started = performance.now();
+    const cpuBefore = cpuSecondsNamed("postgres");
+    // Two loops, as a worker has a claim and a batch of outcomes in flight at once.
+    const loop = async () => {
+      for (;;) {
+        const claimed = await pool.query<{ id: string; attempt: number }>({
+          name: "claim",
+          text: sql.claim,
+          values: ["a", "r", Date.now(), BATCH],
+        });
+        if (claimed.rows.length === 0) return;
+        const ids = claimed.rows.map((row) => row.id);
+        const attempts = claimed.rows.map((row) => row.attempt);
+        await pool.query({ name: "finish", text: sql.finish, values: ["a", "r", Date.now(), ids, attempts] });
+      }
+    };
+    await Promise.all([loop(), loop()]);
+    const seconds = (performance.now() - started) / 1000;
+    const unfinished = await admin.query<{ n: number }>("SELECT count(*)::int AS n FROM nenc_variants.invocations WHERE NOT final");
+    if (unfinished.rows[0]!.n !== 0) throw new Error(`${variant}: ${unfinished.rows[0]!.n} invocations left unfinished`);
+    return { perS: pairs / seconds, serverUs: ((cpuSecondsNamed("postgres") - cpuBefore) * 1e6) / pairs };
+  } finally {
+    await pool.end();
+    await admin.query("DROP SCHEMA IF EXISTS nenc_variants CASCADE");
+    await admin.end();
+  }
+}
+
+const results = new Map<string, { perS: number; serverUs: number }[]>(variants.map((v) => [v, []]));
+for (let round = 1; round <= rounds; round++) {
+  for (const variant of variants) results.get(variant)!.push(await measure(variant));
+}
+console.log(`\n${fmt(pairs)} claim + finish pairs of ${BATCH}, two loops, median of ${rounds} rounds (variants interleaved)\n`);
+console.log("| variant | pairs/s | PostgreSQL CPU per pair (µs) |\n| --- | ---: | ---: |");
+for (const [variant, runs] of results) {
+  console.log(`| ${variant} | ${fmt(median(runs.map((r) => r.perS)))} | ${fmt(median(runs.map((r) => r.serverUs)), 1)} |`);
+}
