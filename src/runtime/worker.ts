@@ -87,6 +87,8 @@ export class Worker {
   /** Claims (or a reconcile) in flight, and how many invocations those claims ask for. */
   #claimsInFlight = 0;
   #claiming = 0;
+  /** Those claims (or the reconcile), settled: a stop waits for them, so none lands after it. */
+  readonly #steps = new Set<Promise<void>>();
   /** Tasks executing now; `#active` also holds those whose last write is still in flight. */
   #runningCount = 0;
   /** Claimed ahead (RUNNING, owned), in claim order, waiting for a slot; also in `#active`. */
@@ -182,6 +184,8 @@ export class Worker {
     this.#unsubscribe?.();
     clearInterval(this.#pollTimer);
     if (!this.#backend) return;
+    // A claim in flight gives back what it gets (it sees the stop); wait for it before retiring.
+    await Promise.all(this.#steps);
     const active = [...this.#active.values()];
     this.#active.clear();
     this.#waiting = [];
@@ -300,7 +304,7 @@ export class Worker {
       step = this.#claim(want);
     }
     this.#claimsInFlight++;
-    void step
+    const settled = step
       .catch((error: unknown) => {
         // The claim may have been applied with its reply lost: find what we own and do not run.
         this.#mustReconcile = true;
@@ -308,8 +312,10 @@ export class Worker {
         return false;
       })
       .then((again) => {
+        this.#steps.delete(settled);
         if (again) this.#pump();
       });
+    this.#steps.add(settled);
   }
 
   /** One claim to start; true when it got all it asked for (the queue may hold more). */
@@ -364,9 +370,9 @@ export class Worker {
     this.#waiting.push(active);
   }
 
-  /** Start held invocations, in claim order, in the free slots. */
+  /** Start held invocations, in claim order, in the free slots (none once stopping: a stop gives them back). */
   #fillSlots(): void {
-    while (this.#runningCount < this.#executor.capacity) {
+    while (!this.#stopping && this.#runningCount < this.#executor.capacity) {
       const next = this.#waiting.shift();
       if (!next) return;
       this.#runningCount++;
