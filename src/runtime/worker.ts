@@ -325,6 +325,8 @@ export class Worker {
     try {
       claimed = await this.#backend.broker.claim(this.#runnerId, want, this.#app.clock.now(), { start: true });
     } finally {
+      // Counted out here rather than by the caller, so that the next claim can start from this
+      // reply, below.
       this.#claiming -= want;
       this.#claimsInFlight--;
     }
