@@ -321,9 +321,10 @@ export class Worker {
   /** One claim to start; true when it got all it asked for (the queue may hold more). */
   async #claim(want: number): Promise<boolean> {
     this.#claiming += want;
+    const runnerId = this.#runnerId;
     let claimed: ClaimedInvocation[];
     try {
-      claimed = await this.#backend.broker.claim(this.#runnerId, want, this.#app.clock.now(), { start: true });
+      claimed = await this.#backend.broker.claim(runnerId, want, this.#app.clock.now(), { start: true });
     } finally {
       // Counted out here rather than by the caller, so that the next claim can start from this
       // reply, below.
@@ -336,6 +337,11 @@ export class Worker {
       await this.#backend.orchestrator.transition(
         claimed.flatMap((c) => this.#planChain(this.#startedState(c), ["KILLED", "REROUTED"], now)),
       );
+      return false;
+    }
+    if (runnerId !== this.#runnerId) {
+      // Claimed under the id this worker left when it was declared dead: recovery takes those
+      // back, and running them would run attempts that are no longer this runner's.
       return false;
     }
     if (claimed.length) crashPoint("claimed");

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { RetryError, SerializationError, TaskFailedError } from "../../src/core/errors.js";
-import type { Nenc } from "../../src/runtime/app.js";
+import type { Backend } from "../../src/ports/backend.js";
+import { Nenc } from "../../src/runtime/app.js";
 import { eventually, newInvocation, openApp, sleep, type BackendFixture, type TestApp } from "./harness.js";
 
 class FlakyError extends Error {
@@ -288,7 +289,9 @@ export function workerCases(fixture: BackendFixture): void {
     it("aborts the signal of a task whose worker stops, so the task can stop early", async () => {
       const { app } = await openApp(fixture);
       let seen: string | undefined;
+      let started = false;
       const watcher = app.task("watchAbort", async () => {
+        started = true;
         const signal = app.current()!.signal;
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, 10_000);
@@ -300,13 +303,76 @@ export function workerCases(fixture: BackendFixture): void {
       try {
         const worker = await app.startWorker({ concurrency: 1, heartbeat: "inline" });
         const inv = await watcher.invoke();
-        await eventually(async () => (await inv.status()) === "RUNNING", "it to run");
+        // RUNNING is recorded by the claim, a moment before the body starts: wait for the body.
+        await eventually(async () => started, "its body to start");
         await worker.stop();
         await eventually(async () => seen !== undefined, "the task to see its signal");
         assert.equal(seen, "aborted");
         assert.equal(await inv.status(), "REROUTED");
       } finally {
         await app.close();
+      }
+    });
+
+    it("does not run what a claim got for the runner id it had before it was declared dead", async () => {
+      // The claim is applied on the backend, but its reply reaches the worker only after the
+      // runner was declared dead and its work recovered: running it would run an attempt taken
+      // from it, beside the one that re-runs it.
+      const base = await openApp(fixture);
+      let holdReply: Promise<void> | undefined;
+      let release = () => {};
+      const gated: Backend = {
+        kind: base.backend.kind,
+        capabilities: base.backend.capabilities,
+        orchestrator: base.backend.orchestrator,
+        state: base.backend.state,
+        broker: {
+          claim: async (...args) => {
+            const claimed = await base.backend.broker.claim(...args);
+            if (claimed.length && holdReply) {
+              const held = holdReply;
+              holdReply = undefined;
+              await held;
+            }
+            return claimed;
+          },
+          queueLength: (now) => base.backend.broker.queueLength(now),
+          subscribe: (listener) => base.backend.broker.subscribe(listener),
+        },
+        close: () => base.backend.close(),
+      };
+      const app = new Nenc({
+        env: { NENC_LOG_TO_CONSOLE: "false", ...base.env },
+        configFile: null,
+        backend: gated,
+        heartbeatIntervalMs: 50,
+      });
+      const attempts: number[] = [];
+      const once = app.task("recordAttempt", async () => {
+        attempts.push(app.current()!.attempt);
+        return "ran";
+      });
+      try {
+        const worker = await app.startWorker({ concurrency: 2, heartbeat: "inline", recovery: false });
+        holdReply = new Promise<void>((resolve) => (release = resolve));
+        const inv = await once.invoke();
+        await eventually(
+          async () => (await inv.status()) === "RUNNING" && holdReply === undefined,
+          "the claim to be applied, its reply held",
+        );
+        const oldRunner = worker.runnerId;
+        await gated.orchestrator.retireRunners([oldRunner], "dead", Date.now());
+        const { planRecovery } = await import("../../src/core/transition.js");
+        await gated.orchestrator.transition(planRecovery(await inv.record(), "recoverer", Date.now()));
+        await eventually(async () => worker.runnerId !== oldRunner, "the runner to notice it was declared dead");
+        release();
+        assert.equal(await inv.result({ timeoutMs: 20_000 }), "ran");
+        const final = await inv.record();
+        assert.deepEqual(attempts, [final.attempt], "the body ran once, under the attempt that finished");
+      } finally {
+        release();
+        await app.close();
+        await base.app.close();
       }
     });
 
