@@ -380,7 +380,8 @@ await backend.close();
       const pausedId = await paused.runnerId;
       const backend = await app.backend();
       const [inv] = await tasks.work.parallelize([[7, 1500]]);
-      await eventually(async () => (await inv!.record()).status === "RUNNING", "it to run on the worker to be paused");
+      // Its body started there (RUNNING alone is recorded by the claim, a moment before).
+      await eventually(async () => (runsOf(setup).get(inv!.id)?.length ?? 0) >= 1, "it to run on the worker to be paused");
       await eventually(async () => (await backend.orchestrator.connectedRunners?.())?.has(pausedId), "its lock to be held");
       signalWorker("STOP");
       await app.startWorker({ concurrency: 2, heartbeat: "inline" });
