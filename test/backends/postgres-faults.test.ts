@@ -379,10 +379,12 @@ await backend.close();
     try {
       const pausedId = await paused.runnerId;
       const backend = await app.backend();
+      // Its lock is held before the task goes in: a worker starting cold may take longer to take
+      // it than the task takes to run.
+      await eventually(async () => (await backend.orchestrator.connectedRunners?.())?.has(pausedId), "its lock to be held");
       const [inv] = await tasks.work.parallelize([[7, 1500]]);
       // Its body started there (RUNNING alone is recorded by the claim, a moment before).
       await eventually(async () => (runsOf(setup).get(inv!.id)?.length ?? 0) >= 1, "it to run on the worker to be paused");
-      await eventually(async () => (await backend.orchestrator.connectedRunners?.())?.has(pausedId), "its lock to be held");
       signalWorker("STOP");
       await app.startWorker({ concurrency: 2, heartbeat: "inline" });
       assert.equal((await backend.orchestrator.connectedRunners?.())?.has(pausedId), true, "a stopped process keeps its connection");
