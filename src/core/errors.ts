@@ -25,7 +25,7 @@ export class OwnershipError extends NencError {
     readonly owner: string | null,
     readonly actor: string | null,
   ) {
-    super(`invocation ${invocationId}: ${from} -> ${to} is for its owner ${owner ?? "(none)"} only, ` + `not ${actor ?? "a client"}`);
+    super(`invocation ${invocationId}: ${from} -> ${to} is for its owner ${owner ?? "(none)"} only, not ${actor ?? "a client"}`);
   }
 }
 

@@ -389,9 +389,10 @@ export class Worker {
   }
 
   /**
-   * The claim recorded RUNNING before the body starts, so RUNNING in the history always means the
-   * body ran (or runs), and a body never starts for an attempt this runner does not hold. The slot
-   * is freed as soon as the body returns: the final write goes to the batcher.
+   * The claim recorded RUNNING before the body starts, so a body never starts for an attempt this
+   * runner does not hold. (RUNNING does not prove the body started: one claimed ahead and given back
+   * by a stop, or a worker killed between its claim and its bodies, leaves RUNNING behind without a
+   * run.) The slot is freed as soon as the body returns: the final write goes to the batcher.
    */
   async #execute(active: Active): Promise<void> {
     const { claimed } = active;

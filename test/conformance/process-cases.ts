@@ -49,10 +49,7 @@ export function processCases(fixture: BackendFixture): void {
       "SIGKILL mid-task (default config): another worker takes it back and runs a second attempt",
       TEST,
       withApp(async (t) => {
-        const first = await t.pool.start(t.env);
-        const inv = await t.tasks.slow.invoke(120_000, 100);
-        await runningOn(t, inv.id, first);
-        const second = await t.pool.start(t.env);
+        const { busy: first, inv, spare: second } = await busyAndSpare(t);
         assert.equal((await first.kill()).signal, "SIGKILL");
 
         const result = await inv.result({ timeoutMs: WAIT });
@@ -241,10 +238,7 @@ export function processCases(fixture: BackendFixture): void {
       "SIGTERM mid-task stops gracefully: KILLED -> REROUTED, another worker finishes it, exit code 0",
       TEST,
       withApp(async (t) => {
-        const stopping = await t.pool.start(t.env);
-        const inv = await t.tasks.slow.invoke(120_000, 100);
-        await runningOn(t, inv.id, stopping);
-        const other = await t.pool.start(t.env);
+        const { busy: stopping, inv, spare: other } = await busyAndSpare(t);
         const exit = await stopping.stop();
         assert.equal(exit.code, 0, stopping.output);
         assert.match(stopping.output, /stopping \(SIGTERM\): rerouting 1 running invocation/);
@@ -333,6 +327,15 @@ interface Scenario extends TestApp {
   readonly tasks: ReturnType<typeof defineTasks>;
   readonly pool: WorkerPool;
   readonly dir: string;
+}
+
+/** A worker running a long task (its first attempt slow, later ones quick), then an idle second worker. */
+async function busyAndSpare(t: Scenario) {
+  const busy = await t.pool.start(t.env);
+  const inv = await t.tasks.slow.invoke(120_000, 100);
+  await runningOn(t, inv.id, busy);
+  const spare = await t.pool.start(t.env);
+  return { busy, inv, spare };
 }
 
 async function runningOn(t: Scenario, id: string, worker: WorkerProcess): Promise<void> {

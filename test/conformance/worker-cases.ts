@@ -2,7 +2,9 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { RetryError, SerializationError, TaskFailedError } from "../../src/core/errors.js";
 import type { Backend } from "../../src/ports/backend.js";
-import { Nenc } from "../../src/runtime/app.js";
+import { planRecovery } from "../../src/core/transition.js";
+import type { InvocationRecord } from "../../src/ports/records.js";
+import type { Nenc } from "../../src/runtime/app.js";
 import { eventually, newInvocation, openApp, sleep, type BackendFixture, type TestApp } from "./harness.js";
 
 class FlakyError extends Error {
@@ -137,29 +139,20 @@ export function workerCases(fixture: BackendFixture): void {
       }),
     );
 
-    it(
-      "routes parallelize batches and returns every result",
+    /** add(i, plus) for i below count, all parallelized and awaited at once: every sum comes back. */
+    const sumsComeBack = (count: number, plus: number) =>
       withWorker(async (_t, { add }) => {
-        const invs = await add.parallelize(Array.from({ length: 250 }, (_, i) => [i, 1] as [number, number]));
+        const invs = await add.parallelize(Array.from({ length: count }, (_, i) => [i, plus] as [number, number]));
         const results = await Promise.all(invs.map((inv) => inv.result()));
         assert.deepEqual(
           results,
-          Array.from({ length: 250 }, (_, i) => i + 1),
+          Array.from({ length: count }, (_, i) => i + plus),
         );
-      }),
-    );
+      });
 
-    it(
-      "resolves thousands of result() calls awaited at once",
-      withWorker(async (_t, { add }) => {
-        const invs = await add.parallelize(Array.from({ length: 2000 }, (_, i) => [i, 2] as [number, number]));
-        const results = await Promise.all(invs.map((inv) => inv.result()));
-        assert.deepEqual(
-          results,
-          Array.from({ length: 2000 }, (_, i) => i + 2),
-        );
-      }),
-    );
+    it("routes parallelize batches and returns every result", sumsComeBack(250, 1));
+
+    it("resolves thousands of result() calls awaited at once", sumsComeBack(2000, 2));
   });
 
   describe(`${fixture.name}: retries`, () => {
@@ -339,14 +332,9 @@ export function workerCases(fixture: BackendFixture): void {
           queueLength: (now) => base.backend.broker.queueLength(now),
           subscribe: (listener) => base.backend.broker.subscribe(listener),
         },
-        close: () => base.backend.close(),
+        close: async () => {}, // the base app closes it
       };
-      const app = new Nenc({
-        env: { NENC_LOG_TO_CONSOLE: "false", ...base.env },
-        configFile: null,
-        backend: gated,
-        heartbeatIntervalMs: 50,
-      });
+      const { app } = await openApp(fixture, { env: base.env, extra: { backend: gated, heartbeatIntervalMs: 50 } });
       const attempts: number[] = [];
       const once = app.task("recordAttempt", async () => {
         attempts.push(app.current()!.attempt);
@@ -361,9 +349,7 @@ export function workerCases(fixture: BackendFixture): void {
           "the claim to be applied, its reply held",
         );
         const oldRunner = worker.runnerId;
-        await gated.orchestrator.retireRunners([oldRunner], "dead", Date.now());
-        const { planRecovery } = await import("../../src/core/transition.js");
-        await gated.orchestrator.transition(planRecovery(await inv.record(), "recoverer", Date.now()));
+        await declareDead(gated, oldRunner, await inv.record());
         await eventually(async () => worker.runnerId !== oldRunner, "the runner to notice it was declared dead");
         release();
         assert.equal(await inv.result({ timeoutMs: 20_000 }), "ran");
@@ -385,11 +371,7 @@ export function workerCases(fixture: BackendFixture): void {
         const inv = await sleepy.invoke(400);
         await eventually(async () => (await inv.status()) === "RUNNING", "it to run");
         const oldRunner = worker.runnerId;
-        // What recovery does to a silent runner, done by hand: declared dead, its work taken back.
-        await backend.orchestrator.retireRunners([oldRunner], "dead", Date.now());
-        const record = await inv.record();
-        const { planRecovery } = await import("../../src/core/transition.js");
-        await backend.orchestrator.transition(planRecovery(record, "recoverer", Date.now()));
+        await declareDead(backend, oldRunner, await inv.record());
         await eventually(async () => worker.runnerId !== oldRunner, "the runner to notice it was declared dead");
         assert.equal(await inv.result({ timeoutMs: 20_000 }), "slept", "the new runner id re-ran it");
         const history = await inv.history();
@@ -404,4 +386,10 @@ export function workerCases(fixture: BackendFixture): void {
       }
     });
   });
+}
+
+/** What recovery does to a silent runner, done by hand: declared dead, its invocation taken back. */
+async function declareDead(backend: Backend, runnerId: string, record: InvocationRecord): Promise<void> {
+  await backend.orchestrator.retireRunners([runnerId], "dead", Date.now());
+  await backend.orchestrator.transition(planRecovery(record, "recoverer", Date.now()));
 }

@@ -97,8 +97,8 @@ export const MIGRATIONS: readonly { readonly version: number; readonly sql: stri
   {
     // The history as text: its JSON entries joined by commas, without the enclosing brackets, so
     // that recording one appends a string (a jsonb array is decoded and encoded again on every
-    // append, about a fifth of the server's time per claimed and finished invocation). Readers
-    // parse '[' || history || ']'.
+    // append). bench/postgres-variants.ts measured 28 µs of server CPU per claim and finish with
+    // jsonb, 26 as text, 22 with no history at all. Readers parse '[' || history || ']'.
     version: 3,
     sql: `
       ALTER TABLE nenc.invocations ALTER COLUMN history TYPE text USING substr(history::text, 2, length(history::text) - 2);
