@@ -73,6 +73,20 @@ local CLAIMED = '${CLAIMED_STATUS}'
 local STARTED = '${STARTED_STATUS}'
 local REGISTERED = '${REGISTERED}'
 local function num(x) return string.format('%.17g', x) end
+-- Counts (attempts, history lengths) as strings, and history field names, formatted once per call:
+-- Lua formats every number it turns into a string with sprintf("%.14g"), a measurable share of a
+-- script's time when done for each invocation of a batch.
+local INT, HKEY = {}, {}
+local function int(n)
+  local s = INT[n]
+  if not s then s = string.format('%d', n); INT[n] = s end
+  return s
+end
+local function hkey(n)
+  local s = HKEY[n]
+  if not s then s = 'h' .. int(n); HKEY[n] = s end
+  return s
+end
 local function member(seq, id) return string.format('%016d', tonumber(seq)) .. id end
 local function nullable(v) if v == '' then return nil end return string.sub(v, 2) end
 local function forget(acks)
@@ -99,41 +113,51 @@ end
 -- readyAt), owned ones by one 'owned' set (so moves between owned statuses touch no index), every
 -- other status by a set of its own; the latter two are scored by creation sequence.
 local GROUP = ${luaMap(STATUSES.map((s) => [s, indexOf(s)]))}
-local function group(status) return GROUP[status] end
 local Index = {}
 Index.__index = Index
-function Index.new() return setmetatable({ order = {}, first = {}, last = {} }, Index) end
+-- Kept in flat tables keyed by id rather than a table per invocation: allocations are most of what
+-- a script costs beyond its commands.
+function Index.new() return setmetatable({ n = 0, ids = {}, seq = {}, from = {}, to = {}, ready = {} }, Index) end
 function Index:move(id, seq, from, to, readyAt)
-  local first = self.first[id]
-  if not first then
-    self.order[#self.order + 1] = id
-    self.first[id] = { from, seq }
+  if not self.seq[id] then
+    local n = self.n + 1
+    self.n = n
+    self.ids[n] = id
+    self.seq[id] = seq
+    self.from[id] = from or false
   end
-  self.last[id] = { to, readyAt }
+  self.to[id] = to
+  self.ready[id] = readyAt
 end
 function Index:apply()
   local rem, add, counts = {}, {}, {}
-  local function push(t, k, a, b)
-    local list = t[k]
-    if not list then list = {}; t[k] = list end
-    list[#list + 1] = a
-    if b then list[#list + 1] = b end
-  end
-  for _, id in ipairs(self.order) do
-    local from, seq = self.first[id][1], self.first[id][2]
-    local to, readyAt = self.last[id][1], self.last[id][2]
+  local ids, seqs, froms, tos, readies = self.ids, self.seq, self.from, self.to, self.ready
+  for i = 1, self.n do
+    local id = ids[i]
+    local from, to, seq = froms[id], tos[id], seqs[id]
     if from ~= to then
       if from then counts[from] = (counts[from] or 0) - 1 end
       counts[to] = (counts[to] or 0) + 1
     end
-    local g = group(to)
-    local before = from and group(from)
+    local g = GROUP[to]
+    local before = from and GROUP[from]
     if g == 'ready' then
-      push(add, g, readyAt ~= '' and readyAt or '+inf', member(seq, id))
+      local list = add[g]
+      if not list then list = {}; add[g] = list end
+      local readyAt = readies[id]
+      list[#list + 1] = readyAt ~= '' and readyAt or '+inf'
+      list[#list + 1] = member(seq, id)
     elseif g ~= before then
-      push(add, g, seq, id)
+      local list = add[g]
+      if not list then list = {}; add[g] = list end
+      list[#list + 1] = seq
+      list[#list + 1] = id
     end
-    if before and before ~= g then push(rem, before, before == 'ready' and member(seq, id) or id) end
+    if before and before ~= g then
+      local list = rem[before]
+      if not list then list = {}; rem[before] = list end
+      list[#list + 1] = before == 'ready' and member(seq, id) or id
+    end
   end
   for key, members in pairs(rem) do variadic('ZREM', P .. key, members) end
   for key, members in pairs(add) do variadic('ZADD', P .. key, members) end
@@ -170,9 +194,11 @@ for i = 0, n - 1 do
   local id, createdAt, readyAt = A[b], A[b + 5], A[b + 6]
   local seq = last - n + 1 + i
   local queued = CLAIMABLE[REGISTERED] and readyAt or ''
-  redis.call('HSET', keys[i + 1], 'taskId', A[b + 1], 'callId', A[b + 2], 'args', A[b + 3],
-    'parentId', nullable(A[b + 4]) or '', 'status', REGISTERED, 'attempt', '0', 'owner', '', 'retries', '0', 'readyAt', queued,
-    'createdAt', createdAt, 'updatedAt', createdAt, 'seq', seq, 'hn', 1, 'h1', history(REGISTERED, createdAt, '0', ''))
+  -- Fields that every step reads or writes come first: a small hash is a flat list on the server,
+  -- searched from its start for each field a command names.
+  redis.call('HSET', keys[i + 1], 'status', REGISTERED, 'attempt', '0', 'owner', '', 'hn', '1', 'seq', string.format('%d', seq),
+    'updatedAt', createdAt, 'readyAt', queued, 'retries', '0', 'taskId', A[b + 1], 'args', A[b + 3],
+    'parentId', nullable(A[b + 4]) or '', 'callId', A[b + 2], 'createdAt', createdAt, 'h1', history(REGISTERED, createdAt, '0', ''))
   index:move(id, seq, nil, REGISTERED, queued)
 end
 index:apply()
@@ -204,7 +230,7 @@ end
 -- Move one this runner holds in CLAIMED at attempt on to STARTED; h is its history length so far.
 local function begin(k, id, seq, h, attempt)
   h = h + 1
-  redis.call('HSET', k, 'status', STARTED, 'updatedAt', now, 'hn', h, 'h' .. h, history(STARTED, now, attempt, runner))
+  redis.call('HSET', k, 'status', STARTED, 'updatedAt', now, 'hn', int(h), hkey(h), history(STARTED, now, attempt, runner))
   index:move(id, seq, CLAIMED, STARTED, '')
 end
 -- Hand out again what the claim of token t took and this runner still holds at that attempt: a
@@ -249,16 +275,16 @@ if want > 0 then
     local k = P .. 'inv:' .. id
     local r = redis.call('HMGET', k, 'status', 'attempt', 'taskId', 'args', 'retries', 'parentId', 'seq', 'hn')
     if r[1] and CLAIMABLE[r[1]] then
-      local attempt = num(tonumber(r[2]) + 1)
+      local attempt = int(tonumber(r[2]) + 1)
       local h = tonumber(r[8]) + 1
       local claimed = history(CLAIMED, now, attempt, runner)
       if start then
         -- One write for both steps: CLAIMED at h, STARTED at h + 1.
         redis.call('HSET', k, 'status', STARTED, 'owner', runner, 'attempt', attempt, 'updatedAt', now, 'readyAt', '',
-          'hn', h + 1, 'h' .. h, claimed, 'h' .. (h + 1), history(STARTED, now, attempt, runner))
+          'hn', int(h + 1), hkey(h), claimed, hkey(h + 1), history(STARTED, now, attempt, runner))
       else
         redis.call('HSET', k, 'status', CLAIMED, 'owner', runner, 'attempt', attempt, 'updatedAt', now, 'readyAt', '',
-          'hn', h, 'h' .. h, claimed)
+          'hn', int(h), hkey(h), claimed)
       end
       owned[#owned + 1] = r[7]
       owned[#owned + 1] = id
@@ -300,7 +326,7 @@ for b = 1, #A, 13 do
   if r[1] == es and r[2] == ea and (eo == '*' or eo == (o ~= '' and '=' .. o or '')) then
     local owner, attempt, readyAt, at = nullable(A[b + 5]) or '', A[b + 6], A[b + 7], A[b + 8]
     local h = tonumber(r[5]) + 1
-    local set = {'status', to, 'updatedAt', at, 'hn', h, 'h' .. h, history(to, at, attempt, nullable(A[b + 9]) or '')}
+    local set = {'status', to, 'updatedAt', at, 'hn', int(h), hkey(h), history(to, at, attempt, nullable(A[b + 9]) or '')}
     -- Only what changes is written (most steps keep the attempt and the owner); readyAt is set
     -- only while claimable, so it changes only when the step enters or leaves the queue.
     if attempt ~= r[2] then set[#set + 1] = 'attempt'; set[#set + 1] = attempt end
