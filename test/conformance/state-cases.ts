@@ -197,6 +197,53 @@ export function stateCases(fixture: BackendFixture): void {
       }),
     );
 
+    it(
+      "applies each request of a mixed batch with its own values, and refuses only the stale one",
+      withBackend(async (b) => {
+        const base = Date.now() - 1000;
+        const invs = [0, 1, 2, 3].map((i) => newInvocation(`t${i}`, [i], base + i));
+        await b.orchestrator.register(invs);
+        const [ca, cb, cc] = await b.broker.claim("a", 3, base + 10, { start: true });
+        const [cd] = await b.broker.claim("b", 1, base + 11, { start: true });
+        assert.ok(ca && cb && cc && cd);
+        const running = (id: string, owner: string) => ({ id, status: "RUNNING" as const, attempt: 1, owner });
+        const batch = [
+          planTransition(running(ca.id, "a"), "SUCCESS", { by: "a", at: base + 20, result: '"first"' }),
+          planTransition(running(cb.id, "a"), "RETRY", {
+            by: "a",
+            at: base + 21,
+            error: '{"message":"boom"}',
+            retries: 1,
+            readyAt: base + 60_000,
+          }),
+          // Stale: it expects an attempt this invocation never had.
+          {
+            ...planTransition(running(cc.id, "a"), "SUCCESS", { by: "a", at: base + 22, result: '"late"' }),
+            expect: { status: "RUNNING" as const, attempt: 7, owner: "a" },
+          },
+          planTransition(running(cd.id, "b"), "FAILED", { by: "b", at: base + 23, error: '{"message":"bad"}' }),
+        ];
+        assert.deepEqual(await b.orchestrator.transition(batch), [true, true, false, true]);
+        const [ra, rb, rc, rd] = await Promise.all([ca, cb, cc, cd].map((c) => b.state.get(c.id)));
+        assert.deepEqual([ra?.status, ra?.result, ra?.error, ra?.updatedAt], ["SUCCESS", '"first"', null, base + 20]);
+        assert.deepEqual(
+          [rb?.status, rb?.error, rb?.retries, rb?.readyAt, rb?.owner],
+          ["RETRY", '{"message":"boom"}', 1, base + 60_000, null],
+        );
+        assert.deepEqual([rc?.status, rc?.result, rc?.owner], ["RUNNING", null, "a"]);
+        assert.deepEqual([rd?.status, rd?.error, rd?.result, rd?.taskId], ["FAILED", '{"message":"bad"}', null, "t3"]);
+        assert.deepEqual(
+          (await b.state.history(cd.id)).map((h) => [h.status, h.runnerId, h.at]),
+          [
+            ["REGISTERED", null, base + 3],
+            ["PENDING", "b", base + 11],
+            ["RUNNING", "b", base + 11],
+            ["FAILED", "b", base + 23],
+          ],
+        );
+      }),
+    );
+
     it("refuses a non-owner in core before anything reaches the backend", () => {
       const running = { id: "x", status: "RUNNING" as const, attempt: 1, owner: "a" };
       assert.throws(() => planTransition(running, "SUCCESS", { by: "b", at: 0 }), OwnershipError);

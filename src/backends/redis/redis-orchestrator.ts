@@ -2,7 +2,7 @@ import type { TransitionRequest } from "../../core/transition.js";
 import type { Orchestrator } from "../../ports/backend.js";
 import type { NewInvocation, RunnerInfo, RunnerRecord } from "../../ports/records.js";
 import { RedisUnreachableError, type RedisClient } from "./redis-client.js";
-import { decodeRunner, encodeRunner } from "./redis-records.js";
+import { decodeRunner, encodeBatch, encodeRunner } from "./redis-records.js";
 
 /** How long after a server (re)start client names are not trusted: every client needs time to reconnect. */
 const RECONNECT_GRACE_SECONDS = 3;
@@ -29,11 +29,19 @@ export class RedisOrchestrator implements Orchestrator {
 
   async register(invocations: readonly NewInvocation[]): Promise<void> {
     if (invocations.length === 0) return;
-    const batch: string[] = [];
-    for (const inv of invocations) {
-      batch.push(inv.id, inv.taskId, inv.callId, inv.args, nullable(inv.parentId), String(inv.createdAt), String(inv.readyAt));
-    }
-    await this.#client.run("nencRegister", this.#client.token(), [JSON.stringify(batch)]);
+    const batch = encodeBatch(
+      7,
+      invocations.map((inv) => [
+        inv.id,
+        inv.taskId,
+        inv.callId,
+        inv.args,
+        nullable(inv.parentId),
+        String(inv.createdAt),
+        String(inv.readyAt),
+      ]),
+    );
+    await this.#client.run("nencRegister", this.#client.token(), [batch]);
   }
 
   async transition(requests: readonly TransitionRequest[]): Promise<boolean[]> {
@@ -147,11 +155,11 @@ export class RedisOrchestrator implements Orchestrator {
   }
 }
 
-/** The transition script's batch: 13 strings per request, as one JSON array. */
+/** The transition script's batch: 13 strings per request, by columns (see encodeBatch). */
 function encodeTransitions(requests: readonly TransitionRequest[]): string {
-  const batch: string[] = [];
-  for (const r of requests) {
-    batch.push(
+  return encodeBatch(
+    13,
+    requests.map((r) => [
       r.id,
       r.expect.status,
       String(r.expect.attempt),
@@ -165,7 +173,6 @@ function encodeTransitions(requests: readonly TransitionRequest[]): string {
       nullable(r.result),
       nullable(r.error),
       r.retries === undefined ? "" : String(r.retries),
-    );
-  }
-  return JSON.stringify(batch);
+    ]),
+  );
 }

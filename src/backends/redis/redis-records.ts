@@ -111,3 +111,25 @@ export function decodeRunner(id: string, hash: Hash): RunnerRecord | null {
     deadAt: numberOr(hash["deadAt"], null),
   };
 }
+
+/**
+ * A batch of rows of `width` strings as the scripts' `rows` reads it: one JSON array of the row
+ * count, then per column the value every row shares (false where rows differ), then the differing
+ * columns' values row by row. A worker's batch shares most columns (its runner, the statuses, the
+ * time), and every string a script decodes is a share of what the script costs the server.
+ */
+export function encodeBatch(width: number, rows: readonly (readonly string[])[]): string {
+  const out: (number | string | false)[] = [rows.length];
+  const varying: number[] = [];
+  for (let column = 0; column < width; column++) {
+    const first = rows[0]?.[column];
+    if (first !== undefined && rows.every((row) => row[column] === first)) {
+      out.push(first);
+    } else {
+      out.push(false);
+      varying.push(column);
+    }
+  }
+  for (const row of rows) for (const column of varying) out.push(row[column]!);
+  return JSON.stringify(out);
+}

@@ -67,6 +67,7 @@ if (
 
 const PRELUDE = `
 local P = KEYS[1]
+local call, sub = redis.call, string.sub
 local CLAIMABLE = ${luaSet(CLAIMABLE_STATUSES)}
 local FINAL = ${luaSet(FINAL_STATUSES)}
 local CLAIMED = '${CLAIMED_STATUS}'
@@ -101,6 +102,24 @@ local function prior(token)
 end
 local function history(status, at, attempt, runner) return status .. '|' .. at .. '|' .. attempt .. '|' .. runner end
 local function wake() redis.call('PUBLISH', P .. 'wake', '1') end
+-- A batch sent by columns (encodeBatch on the client), decoded: B[1] is the row count, B[2..w+1]
+-- each column's value where every row has the same one and false where rows differ, then the
+-- rows' values of the differing columns, row by row. An iterator over its rows, w values each;
+-- the row table it yields is reused, so read it before the next step.
+local function rows(B, w)
+  local n, vary, row = B[1], {}, {}
+  for c = 1, w do
+    local v = B[c + 1]
+    if v == false then vary[#vary + 1] = c else row[c] = v end
+  end
+  local nv, i, b = #vary, 0, w + 2
+  return function()
+    if i == n then return nil end
+    i = i + 1
+    for j = 1, nv do row[vary[j]] = B[b]; b = b + 1 end
+    return row
+  end
+end
 -- cjson encodes an empty table as an object; a list reply is always an array.
 local function jsonList(t) if #t == 0 then return '[]' end return cjson.encode(t) end
 -- One command for many arguments, in chunks that stay within Lua's stack.
@@ -169,36 +188,40 @@ forget(ARGV[2])
 `;
 
 /**
- * register: ARGV[3] = JSON, 7 per invocation: id, taskId, callId, args, parentId (nullable),
+ * register: ARGV[3] = a batch by columns (see rows), 7 per invocation: id, taskId, callId, args, parentId (nullable),
  * createdAt, readyAt. All or none: fails before writing anything if one exists.
  */
 const REGISTER = `
 local done = prior(ARGV[1])
 if done then return done end
-local A = cjson.decode(ARGV[3])
-local n = #A / 7
+local B = cjson.decode(ARGV[3])
+local n = B[1]
 if n == 0 then return 'OK' end
-local keys = {}
-for i = 0, n - 1 do keys[i + 1] = P .. 'inv:' .. A[1 + i * 7] end
+local keys, ids = {}, {}
+for q in rows(B, 7) do
+  ids[#ids + 1] = q[1]
+  keys[#keys + 1] = P .. 'inv:' .. q[1]
+end
 local found = 0
-for i = 1, n, 1000 do found = found + redis.call('EXISTS', unpack(keys, i, math.min(i + 999, n))) end
+for i = 1, n, 1000 do found = found + call('EXISTS', unpack(keys, i, math.min(i + 999, n))) end
 if found > 0 then
   for i, k in ipairs(keys) do
-    if redis.call('EXISTS', k) == 1 then return redis.error_reply('invocation ' .. A[1 + (i - 1) * 7] .. ' already exists') end
+    if call('EXISTS', k) == 1 then return redis.error_reply('invocation ' .. ids[i] .. ' already exists') end
   end
 end
-local last = redis.call('INCRBY', P .. 'seq', n)
+local last = call('INCRBY', P .. 'seq', n)
 local index = Index.new()
-for i = 0, n - 1 do
-  local b = 1 + i * 7
-  local id, createdAt, readyAt = A[b], A[b + 5], A[b + 6]
-  local seq = last - n + 1 + i
+local i = 0
+for q in rows(B, 7) do
+  i = i + 1
+  local id, createdAt, readyAt = q[1], q[6], q[7]
+  local seq = last - n + i
   local queued = CLAIMABLE[REGISTERED] and readyAt or ''
   -- Fields that every step reads or writes come first: a small hash is a flat list on the server,
   -- searched from its start for each field a command names.
-  redis.call('HSET', keys[i + 1], 'status', REGISTERED, 'attempt', '0', 'owner', '', 'hn', '1', 'seq', string.format('%d', seq),
-    'updatedAt', createdAt, 'readyAt', queued, 'retries', '0', 'taskId', A[b + 1], 'args', A[b + 3],
-    'parentId', nullable(A[b + 4]) or '', 'callId', A[b + 2], 'createdAt', createdAt, 'h1', history(REGISTERED, createdAt, '0', ''))
+  call('HSET', keys[i], 'status', REGISTERED, 'attempt', '0', 'owner', '', 'hn', '1', 'seq', string.format('%d', seq),
+    'updatedAt', createdAt, 'readyAt', queued, 'retries', '0', 'taskId', q[2], 'args', q[4],
+    'parentId', nullable(q[5]) or '', 'callId', q[3], 'createdAt', createdAt, 'h1', history(REGISTERED, createdAt, '0', ''))
   index:move(id, seq, nil, REGISTERED, queued)
 end
 index:apply()
@@ -307,7 +330,7 @@ return jsonList(out)
 `;
 
 /**
- * transition: ARGV[3] = JSON, 13 per request: id, expect.status, expect.attempt, expect.owner ('*' for
+ * transition: ARGV[3] = a batch by columns (see rows), 13 per request: id, expect.status, expect.attempt, expect.owner ('*' for
  * any, else nullable), to, owner (nullable), attempt, readyAt ('' for null), at, by (nullable),
  * result (nullable), error (nullable), retries ('' to keep). Applied in order, each only if its
  * expectation holds. Reply: one '1' or '0' per request.
@@ -315,28 +338,30 @@ return jsonList(out)
 const TRANSITION = `
 local done = prior(ARGV[1])
 if done then return done end
-local A = cjson.decode(ARGV[3])
 local applied, woke = {}, false
 local index = Index.new()
-for b = 1, #A, 13 do
-  local id, es, ea, eo, to = A[b], A[b + 1], A[b + 2], A[b + 3], A[b + 4]
+for q in rows(cjson.decode(ARGV[3]), 13) do
+  local id, es, ea, eo, to = q[1], q[2], q[3], q[4], q[5]
   local k = P .. 'inv:' .. id
-  local r = redis.call('HMGET', k, 'status', 'attempt', 'owner', 'seq', 'hn')
+  local r = call('HMGET', k, 'status', 'attempt', 'owner', 'seq', 'hn')
   local o = r[3] or ''
-  if r[1] == es and r[2] == ea and (eo == '*' or eo == (o ~= '' and '=' .. o or '')) then
-    local owner, attempt, readyAt, at = nullable(A[b + 5]) or '', A[b + 6], A[b + 7], A[b + 8]
+  if r[1] == es and r[2] == ea and (eo == '*' or (o == '' and eo == '') or (o ~= '' and eo == '=' .. o)) then
+    local owner, attempt, readyAt, at, by = q[6], q[7], q[8], q[9], q[10]
+    if owner ~= '' then owner = sub(owner, 2) end
+    if by ~= '' then by = sub(by, 2) end
     local h = tonumber(r[5]) + 1
-    local set = {'status', to, 'updatedAt', at, 'hn', int(h), hkey(h), history(to, at, attempt, nullable(A[b + 9]) or '')}
+    local set = {'status', to, 'updatedAt', at, 'hn', int(h), hkey(h), to .. '|' .. at .. '|' .. attempt .. '|' .. by}
+    local n = 8
     -- Only what changes is written (most steps keep the attempt and the owner); readyAt is set
     -- only while claimable, so it changes only when the step enters or leaves the queue.
-    if attempt ~= r[2] then set[#set + 1] = 'attempt'; set[#set + 1] = attempt end
-    if owner ~= o then set[#set + 1] = 'owner'; set[#set + 1] = owner end
-    if CLAIMABLE[to] or CLAIMABLE[r[1]] then set[#set + 1] = 'readyAt'; set[#set + 1] = readyAt end
-    local result, err, retries = nullable(A[b + 10]), nullable(A[b + 11]), A[b + 12]
-    if result then set[#set + 1] = 'result'; set[#set + 1] = result end
-    if err then set[#set + 1] = 'error'; set[#set + 1] = err end
-    if retries ~= '' then set[#set + 1] = 'retries'; set[#set + 1] = retries end
-    redis.call('HSET', k, unpack(set))
+    if attempt ~= r[2] then set[n + 1] = 'attempt'; set[n + 2] = attempt; n = n + 2 end
+    if owner ~= o then set[n + 1] = 'owner'; set[n + 2] = owner; n = n + 2 end
+    if CLAIMABLE[to] or CLAIMABLE[r[1]] then set[n + 1] = 'readyAt'; set[n + 2] = readyAt; n = n + 2 end
+    local result, err, retries = q[11], q[12], q[13]
+    if result ~= '' then set[n + 1] = 'result'; set[n + 2] = sub(result, 2); n = n + 2 end
+    if err ~= '' then set[n + 1] = 'error'; set[n + 2] = sub(err, 2); n = n + 2 end
+    if retries ~= '' then set[n + 1] = 'retries'; set[n + 2] = retries; n = n + 2 end
+    call('HSET', k, unpack(set, 1, n))
     index:move(id, r[4], r[1], to, readyAt)
     applied[#applied + 1] = '1'
     if CLAIMABLE[to] or FINAL[to] then woke = true end
