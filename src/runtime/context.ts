@@ -9,7 +9,7 @@ export interface TaskContext {
   readonly runnerId: string;
   /** Aborted when the invocation was taken from this runner (stop, or declared dead). */
   readonly signal: AbortSignal;
-  /** Store a log line for this invocation (fenced: dropped once the attempt is no longer ours). */
+  /** Store a log line for this invocation (fenced: dropped once the attempt is no longer ours). Call it as a method. */
   readonly log: (level: LogLevel, message: string) => void;
 }
 
