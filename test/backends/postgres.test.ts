@@ -7,6 +7,7 @@ import { createPostgresBackend } from "../../src/backends/postgres/postgres-back
 import { CLAIM } from "../../src/backends/postgres/postgres-broker.js";
 import { PostgresConnection } from "../../src/backends/postgres/postgres-connection.js";
 import { MIGRATIONS } from "../../src/backends/postgres/postgres-migrations.js";
+import { historyHead, historyTail } from "../../src/backends/postgres/postgres-history.js";
 import { CLAIMABLE_STATUSES, CLAIMED_STATUS, STARTED_STATUS } from "../../src/core/status.js";
 import { planTransition } from "../../src/core/transition.js";
 import { runConformance } from "../conformance/suite.js";
@@ -81,7 +82,7 @@ describe("postgres: query plans", () => {
     try {
       const now = Date.now();
       await backend.orchestrator.register(Array.from({ length: 500 }, (_, i) => newInvocation("t", [i], now)));
-      const types = "text, text, bigint, integer, text[], text, text";
+      const types = "text, text, bigint, integer, text[], text, text, text, text";
       await client.query(`PREPARE plan_check (${types}) AS ${CLAIM.text}`);
       const literal = (value: string) => `'${value.replace(/'/g, "''")}'`;
       const args = [
@@ -90,8 +91,10 @@ describe("postgres: query plans", () => {
         String(now),
         "50",
         literal(`{${CLAIMABLE_STATUSES.join(",")}}`),
-        literal(CLAIMED_STATUS),
         literal(STARTED_STATUS),
+        literal(historyHead(CLAIMED_STATUS, now)),
+        literal(historyTail("r")),
+        literal(historyHead(STARTED_STATUS, now)),
       ];
       const { rows } = await client.query<{ "QUERY PLAN": [{ Plan: PlanNode }] }>(
         `EXPLAIN (FORMAT JSON) EXECUTE plan_check(${args.join(", ")})`,

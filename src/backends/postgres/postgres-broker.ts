@@ -2,14 +2,17 @@ import { CLAIMABLE_STATUSES, CLAIMED_STATUS, STARTED_STATUS } from "../../core/s
 import type { Broker, ClaimOptions } from "../../ports/backend.js";
 import type { ClaimedInvocation } from "../../ports/records.js";
 import type { PostgresConnection } from "./postgres-connection.js";
+import { historyHead, historyTail } from "./postgres-history.js";
 import type { PostgresListener } from "./postgres-listener.js";
 
 /**
  * One statement: lock the runner's row (a retire waits for the claim, or the claim sees the
  * retire), pick the oldest ready invocations nobody else is locking (SKIP LOCKED: concurrent
  * claims take different rows instead of queueing on each other), and make each the runner's at
- * the next attempt, with its history entry; a claim to start ($7, the status it ends in, differs
- * from $6) also goes on to that status with a second entry. The rows come back in queue order.
+ * the next attempt, with its history entry; a claim to start ($6, the status it ends in, is not the
+ * claimed status) also goes on to that status with a second entry ($9, '' for none). The entries'
+ * text around the attempt comes from the client ($7, $9 and $8, see postgres-history.ts): the
+ * server only joins strings. The rows come back in queue order.
  * The update finds each picked row by its ctid, the version the pick locked (a locked row cannot
  * move before this statement ends): no second index walk, and no join plan that could read the
  * whole app instead.
@@ -26,9 +29,9 @@ export const CLAIM = {
       LIMIT $4
       FOR UPDATE SKIP LOCKED
     ), claimed AS (
-      UPDATE nenc.invocations i SET status = $7::text, owner = $2, attempt = i.attempt + 1, ready_at = NULL, updated_at = $3,
-        history = i.history || ',' || json_build_array($6::text, $3::bigint, i.attempt + 1, $2::text)::text
-          || CASE WHEN $7::text = $6::text THEN '' ELSE ',' || json_build_array($7::text, $3::bigint, i.attempt + 1, $2::text)::text END
+      UPDATE nenc.invocations i SET status = $6::text, owner = $2, attempt = i.attempt + 1, ready_at = NULL, updated_at = $3,
+        history = i.history || $7::text || (i.attempt + 1) || $8::text
+          || CASE WHEN $9::text = '' THEN '' ELSE $9::text || (i.attempt + 1) || $8::text END
       FROM picked p
       WHERE i.ctid = p.ctid
       RETURNING i.id, i.task_id, i.args, i.attempt, i.retries, i.parent_id, p.ready_at AS queued_at, p.seq AS queued_seq
@@ -61,7 +64,18 @@ export class PostgresBroker implements Broker {
   async claim(runnerId: string, max: number, now: number, options: ClaimOptions = {}): Promise<ClaimedInvocation[]> {
     if (max <= 0) return [];
     const ends = options.start ? STARTED_STATUS : CLAIMED_STATUS;
-    const rows = await this.#db.query<ClaimedRow>(CLAIM, [this.#db.appId, runnerId, now, max, CLAIMABLE_STATUSES, CLAIMED_STATUS, ends]);
+    const tail = historyTail(runnerId);
+    const rows = await this.#db.query<ClaimedRow>(CLAIM, [
+      this.#db.appId,
+      runnerId,
+      now,
+      max,
+      CLAIMABLE_STATUSES,
+      ends,
+      historyHead(CLAIMED_STATUS, now),
+      tail,
+      ends === CLAIMED_STATUS ? "" : historyHead(ends, now),
+    ]);
     return rows.map((row) => ({
       id: row.id,
       taskId: row.task_id,

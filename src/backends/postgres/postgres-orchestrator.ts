@@ -3,6 +3,7 @@ import type { TransitionRequest } from "../../core/transition.js";
 import type { Orchestrator } from "../../ports/backend.js";
 import type { NewInvocation, RunnerInfo, RunnerRecord } from "../../ports/records.js";
 import type { PostgresConnection } from "./postgres-connection.js";
+import { firstEntryHead, historyEntry } from "./postgres-history.js";
 import type { PostgresSession } from "./postgres-session.js";
 
 /** The status an invocation enters when it is created (it is claimable from then on). */
@@ -19,7 +20,7 @@ const REGISTER = {
       INSERT INTO nenc.invocations (app_id, id, task_id, call_id, args, status, parent_id, created_at, updated_at,
                                     ready_at, seq, created_seq, history)
       SELECT $1, n.id, n.task_id, n.call_id, n.args, $9::text, n.parent_id, n.created_at, n.created_at, n.ready_at, n.s, n.s,
-             json_build_array($9::text, n.created_at, 0, NULL)::text
+             $11::text || n.created_at || ',0,null]'
       FROM (SELECT r.*, nextval('nenc.seq') AS s
             FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[])
                  WITH ORDINALITY AS r(id, task_id, call_id, args, parent_id, created_at, ready_at, ord)
@@ -44,13 +45,13 @@ const TRANSITION = {
                            $9::integer[], $10::bigint[], $11::bigint[], $12::text[], $13::text[], $14::text[],
                            $15::integer[], $16::boolean[], $18::boolean[])
         WITH ORDINALITY AS r(id, expect_status, expect_attempt, check_owner, expect_owner, to_status, owner,
-                             attempt, ready_at, at, by, result, error, retries, queued, final, ord)
+                             attempt, ready_at, at, entry, result, error, retries, queued, final, ord)
     ), applied AS (
       UPDATE nenc.invocations i SET
         status = r.to_status, owner = r.owner, attempt = r.attempt, ready_at = r.ready_at, updated_at = r.at, final = r.final,
         seq = CASE WHEN r.queued THEN nextval('nenc.seq') ELSE i.seq END,
         result = COALESCE(r.result, i.result), error = COALESCE(r.error, i.error), retries = COALESCE(r.retries, i.retries),
-        history = i.history || ',' || json_build_array(r.to_status, r.at, r.attempt, r.by)::text
+        history = i.history || r.entry
       FROM request r
       WHERE i.app_id = $1 AND i.id = r.id AND i.status = r.expect_status AND i.attempt = r.expect_attempt
         AND (NOT r.check_owner OR i.owner IS NOT DISTINCT FROM r.expect_owner)
@@ -135,6 +136,7 @@ export class PostgresOrchestrator implements Orchestrator {
         column("readyAt"),
         REGISTERED,
         this.#db.channel,
+        firstEntryHead(REGISTERED),
       ]);
     } catch (error) {
       if ((error as { code?: string }).code === "23505") {
@@ -179,7 +181,7 @@ export class PostgresOrchestrator implements Orchestrator {
       column((r) => r.attempt),
       column((r) => r.readyAt),
       column((r) => r.at),
-      column((r) => r.by),
+      column((r) => historyEntry(r.to, r.at, r.attempt, r.by)),
       column((r) => r.result ?? null),
       column((r) => r.error ?? null),
       column((r) => r.retries ?? null),

@@ -1,0 +1,25 @@
+/**
+ * The text of invocations.history entries (migration 3: JSON arrays [status, at, attempt, runner],
+ * comma-joined, each written with its leading comma). The client writes them: building them on the
+ * server with json_build_array cost a measurable share of a claim's and a transition's time there.
+ */
+
+/** A whole entry, with its leading comma. */
+export function historyEntry(status: string, at: number, attempt: number, runnerId: string | null): string {
+  return `${historyHead(status, at)}${attempt}${historyTail(runnerId)}`;
+}
+
+/** An entry up to its attempt, which the server adds (a claim knows it only there). */
+export function historyHead(status: string, at: number | string): string {
+  return `,[${JSON.stringify(status)},${at},`;
+}
+
+/** What follows the attempt. */
+export function historyTail(runnerId: string | null): string {
+  return `,${runnerId === null ? "null" : JSON.stringify(runnerId)}]`;
+}
+
+/** The first entry (no leading comma) up to its time, which the server adds per row. */
+export function firstEntryHead(status: string): string {
+  return `[${JSON.stringify(status)},`;
+}
