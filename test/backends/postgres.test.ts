@@ -124,7 +124,7 @@ describe("postgres: query plans", () => {
 });
 
 describe("postgres: schema upgrades", () => {
-  it("keeps the history of invocations stored before it became text (version 2 to 3)", async () => {
+  it("upgrades a version 2 database: the history stored before it became text is kept, and keys compare byte by byte", async () => {
     const database = `nenc_upgrade_${randomUUID().replace(/-/g, "")}`;
     const admin = await PostgresConnection.open({ url, appId: "upgrade-admin" });
     await admin.ready();
@@ -132,7 +132,8 @@ describe("postgres: schema upgrades", () => {
     const upgradedUrl = url.replace(/\/test$/, `/${database}`);
     try {
       // A database left at version 2 by an earlier nenc, with one invocation in it.
-      const client = new pg.Client({ connectionString: upgradedUrl.replace("//", `//${process.env["PGUSER"] || userInfo().username}@`) });
+      const ownedUrl = upgradedUrl.replace("//", `//${process.env["PGUSER"] || userInfo().username}@`);
+      const client = new pg.Client({ connectionString: ownedUrl });
       await client.connect();
       try {
         await client.query(
@@ -171,6 +172,29 @@ describe("postgres: schema upgrades", () => {
           (await backend.state.history("inv-1")).map((h) => h.status),
           ["REGISTERED", "PENDING", "RUNNING", "SUCCESS"],
         );
+        const upgraded = new pg.Client({ connectionString: ownedUrl });
+        await upgraded.connect();
+        try {
+          const { rows } = await upgraded.query<{ key: string }>(
+            `SELECT table_name || '.' || column_name || ' ' || coalesce(collation_name, 'default') AS key FROM information_schema.columns
+             WHERE table_schema = 'nenc' AND column_name IN ('app_id', 'id', 'invocation_id', 'name') ORDER BY 1`,
+          );
+          assert.deepEqual(
+            rows.map((r) => r.key),
+            [
+              "invocations.app_id C",
+              "invocations.id C",
+              "leases.app_id C",
+              "leases.name C",
+              "logs.app_id C",
+              "logs.invocation_id C",
+              "runners.app_id C",
+              "runners.id C",
+            ],
+          );
+        } finally {
+          await upgraded.end();
+        }
       } finally {
         await backend.close();
       }

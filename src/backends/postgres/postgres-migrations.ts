@@ -104,6 +104,19 @@ export const MIGRATIONS: readonly { readonly version: number; readonly sql: stri
       ALTER TABLE nenc.invocations ALTER COLUMN history TYPE text USING substr(history::text, 2, length(history::text) - 2);
     `,
   },
+  {
+    // Keys compared byte by byte: every index on these tables starts with app_id, and the primary
+    // keys go on with an id, compared under the database's collation until now. Outside the "C"
+    // collation each comparison is a locale-aware strcoll (even C.UTF-8 on PostgreSQL 15), a
+    // measurable share of every claim and transition; ids have no linguistic order to keep.
+    version: 4,
+    sql: `
+      ALTER TABLE nenc.invocations ALTER COLUMN app_id TYPE text COLLATE "C", ALTER COLUMN id TYPE text COLLATE "C";
+      ALTER TABLE nenc.logs ALTER COLUMN app_id TYPE text COLLATE "C", ALTER COLUMN invocation_id TYPE text COLLATE "C";
+      ALTER TABLE nenc.runners ALTER COLUMN app_id TYPE text COLLATE "C", ALTER COLUMN id TYPE text COLLATE "C";
+      ALTER TABLE nenc.leases ALTER COLUMN app_id TYPE text COLLATE "C", ALTER COLUMN name TYPE text COLLATE "C";
+    `,
+  },
 ];
 
 /** Key of the transaction advisory lock that lets one process at a time migrate. */
