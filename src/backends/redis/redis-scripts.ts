@@ -242,18 +242,21 @@ return 'OK'
  */
 const CLAIM = `
 local token, runner, max, now, start = ARGV[1], ARGV[3], tonumber(ARGV[4]), ARGV[5], ARGV[6] == '1'
-local out, ledger = {}, {}
+local out, handed = {}, 0
 local index = Index.new()
+-- What a claim hands out is also what a repeat of its token hands out again (see redeliver): the
+-- reply is stored as it is sent.
 local function hand(id, taskId, args, attempt, retries, parent)
-  local o = #out
+  local o = handed * 6
   out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5], out[o + 6] = id, taskId, args, attempt, retries, parent or ''
-  ledger[#ledger + 1] = id
-  ledger[#ledger + 1] = attempt
+  handed = handed + 1
 end
+-- History entries of this claim: only the attempt differs between them.
+local claimedHead, startedHead, tail = CLAIMED .. '|' .. now .. '|', STARTED .. '|' .. now .. '|', '|' .. runner
 -- Move one this runner holds in CLAIMED at attempt on to STARTED; h is its history length so far.
 local function begin(k, id, seq, h, attempt)
   h = h + 1
-  redis.call('HSET', k, 'status', STARTED, 'updatedAt', now, 'hn', int(h), hkey(h), history(STARTED, now, attempt, runner))
+  call('HSET', k, 'status', STARTED, 'updatedAt', now, 'hn', int(h), hkey(h), startedHead .. attempt .. tail)
   index:move(id, seq, CLAIMED, STARTED, '')
 end
 -- Hand out again what the claim of token t took and this runner still holds at that attempt: a
@@ -263,8 +266,8 @@ local function redeliver(t)
   local v = redis.call('GET', P .. 'done:' .. t)
   if not v then return false end
   local list = cjson.decode(v)
-  for i = 1, #list, 2 do
-    local id, attempt = list[i], list[i + 1]
+  for i = 1, #list, 6 do
+    local id, attempt = list[i], list[i + 3]
     local k = P .. 'inv:' .. id
     local r = redis.call('HMGET', k, 'status', 'owner', 'attempt', 'taskId', 'args', 'retries', 'parentId', 'seq', 'hn')
     if r[2] == runner and r[3] == attempt and (r[1] == CLAIMED or (start and r[1] == STARTED)) then
@@ -284,7 +287,7 @@ for i = 7, #ARGV do
   redeliver(ARGV[i])
   redis.call('UNLINK', P .. 'done:' .. ARGV[i])
 end
-local want = max - #out / 6
+local want = max - handed
 if want > 0 then
   -- Fresh claims move from the ready set to the owned set (the index groups of every claimable
   -- status and of CLAIMED and STARTED, checked where this text is built): their index changes
@@ -294,19 +297,19 @@ if want > 0 then
   local ends = start and STARTED or CLAIMED
   local owned, left, n = {}, {}, 0
   for _, m in ipairs(members) do
-    local id = string.sub(m, 17)
+    local id = sub(m, 17)
     local k = P .. 'inv:' .. id
-    local r = redis.call('HMGET', k, 'status', 'attempt', 'taskId', 'args', 'retries', 'parentId', 'seq', 'hn')
+    local r = call('HMGET', k, 'status', 'attempt', 'taskId', 'args', 'retries', 'parentId', 'seq', 'hn')
     if r[1] and CLAIMABLE[r[1]] then
       local attempt = int(tonumber(r[2]) + 1)
       local h = tonumber(r[8]) + 1
-      local claimed = history(CLAIMED, now, attempt, runner)
+      local claimed = claimedHead .. attempt .. tail
       if start then
         -- One write for both steps: CLAIMED at h, STARTED at h + 1.
-        redis.call('HSET', k, 'status', STARTED, 'owner', runner, 'attempt', attempt, 'updatedAt', now, 'readyAt', '',
-          'hn', int(h + 1), hkey(h), claimed, hkey(h + 1), history(STARTED, now, attempt, runner))
+        call('HSET', k, 'status', STARTED, 'owner', runner, 'attempt', attempt, 'updatedAt', now, 'readyAt', '',
+          'hn', int(h + 1), hkey(h), claimed, hkey(h + 1), startedHead .. attempt .. tail)
       else
-        redis.call('HSET', k, 'status', CLAIMED, 'owner', runner, 'attempt', attempt, 'updatedAt', now, 'readyAt', '',
+        call('HSET', k, 'status', CLAIMED, 'owner', runner, 'attempt', attempt, 'updatedAt', now, 'readyAt', '',
           'hn', int(h), hkey(h), claimed)
       end
       owned[#owned + 1] = r[7]
@@ -325,8 +328,9 @@ if want > 0 then
   end
 end
 index:apply()
-if #ledger > 0 then remember(token, cjson.encode(ledger)) end
-return jsonList(out)
+local reply = jsonList(out)
+if handed > 0 then remember(token, reply) end
+return reply
 `;
 
 /**
