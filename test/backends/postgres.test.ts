@@ -4,6 +4,7 @@ import { userInfo } from "node:os";
 import { describe, it } from "node:test";
 import pg from "pg";
 import { createPostgresBackend } from "../../src/backends/postgres/postgres-backend.js";
+import { arrayLiteral } from "../../src/backends/postgres/postgres-arrays.js";
 import { CLAIM } from "../../src/backends/postgres/postgres-broker.js";
 import { PostgresConnection } from "../../src/backends/postgres/postgres-connection.js";
 import { MIGRATIONS } from "../../src/backends/postgres/postgres-migrations.js";
@@ -66,6 +67,26 @@ describe("postgres: apps sharing one server", () => {
       await two.state.purge();
       await one.close();
       await two.close();
+    }
+  });
+});
+
+describe("postgres: array parameters", () => {
+  it("reach the server as the very values sent, whatever characters they hold", async () => {
+    const db = await PostgresConnection.open({ url, appId: "arrays" });
+    await db.ready();
+    try {
+      const texts = ["plain", 'with "quotes"', 'back\\slash \\"', "{braces}, commas", "NULL", "", "ünïcødé ✓", " spaced ", null];
+      const [row] = await db.query<{ texts: (string | null)[]; numbers: string[]; flags: boolean[] }>(
+        "SELECT $1::text[] AS texts, $2::bigint[]::text[] AS numbers, $3::boolean[] AS flags",
+        [arrayLiteral(texts), arrayLiteral([0, -7, 1764352800123, 2 ** 53 - 1]), arrayLiteral([true, false])],
+      );
+      assert.deepEqual(row?.texts, texts);
+      assert.deepEqual(row?.numbers, ["0", "-7", "1764352800123", String(2 ** 53 - 1)]);
+      assert.deepEqual(row?.flags, [true, false]);
+      assert.throws(() => arrayLiteral([Number.NaN]), /cannot send NaN in an array parameter/);
+    } finally {
+      await db.close();
     }
   });
 });

@@ -3,6 +3,7 @@ import type { TransitionRequest } from "../../core/transition.js";
 import type { Orchestrator } from "../../ports/backend.js";
 import type { NewInvocation, RunnerInfo, RunnerRecord } from "../../ports/records.js";
 import type { PostgresConnection } from "./postgres-connection.js";
+import { arrayLiteral } from "./postgres-arrays.js";
 import { firstEntryHead, historyEntry } from "./postgres-history.js";
 import type { PostgresSession } from "./postgres-session.js";
 
@@ -123,7 +124,7 @@ export class PostgresOrchestrator implements Orchestrator {
 
   async register(invocations: readonly NewInvocation[]): Promise<void> {
     if (invocations.length === 0) return;
-    const column = <K extends keyof NewInvocation>(key: K) => invocations.map((inv) => inv[key]);
+    const column = <K extends keyof NewInvocation>(key: K) => arrayLiteral(invocations.map((inv) => inv[key]));
     try {
       await this.#db.query(REGISTER, [
         this.#db.appId,
@@ -168,7 +169,7 @@ export class PostgresOrchestrator implements Orchestrator {
 
   #values(requests: readonly TransitionRequest[], round: readonly number[]): unknown[] {
     const picked = round.map((i) => requests[i]!);
-    const column = <T>(get: (r: TransitionRequest) => T) => picked.map(get);
+    const column = (get: (r: TransitionRequest) => string | number | boolean | null | undefined) => arrayLiteral(picked.map(get));
     return [
       this.#db.appId,
       column((r) => r.id),

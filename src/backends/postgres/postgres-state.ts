@@ -1,6 +1,7 @@
 import { FINAL_STATUSES, isFinal, isStatus, type Status } from "../../core/status.js";
 import type { StateStore } from "../../ports/backend.js";
 import type { HistoryView, InvocationFilter, InvocationRecord, LogLevel, LogLine } from "../../ports/records.js";
+import { arrayLiteral } from "./postgres-arrays.js";
 import type { PostgresConnection } from "./postgres-connection.js";
 
 const INVOCATION_COLUMNS = `id, task_id, call_id, args, status, attempt, owner, retries, ready_at, parent_id, result, error, created_at, updated_at`;
@@ -72,7 +73,7 @@ export class PostgresState implements StateStore {
 
   async finalAmong(ids: readonly string[]): Promise<string[]> {
     if (ids.length === 0) return [];
-    const rows = await this.#db.query<{ id: string }>(FINAL_AMONG, [this.#db.appId, ids, FINAL_STATUSES]);
+    const rows = await this.#db.query<{ id: string }>(FINAL_AMONG, [this.#db.appId, arrayLiteral(ids), FINAL_STATUSES]);
     return rows.map((row) => row.id);
   }
 
@@ -118,7 +119,7 @@ export class PostgresState implements StateStore {
 
   async appendLogs(lines: readonly LogLine[]): Promise<number> {
     if (lines.length === 0) return 0;
-    const column = <K extends keyof LogLine>(key: K) => lines.map((line) => line[key]);
+    const column = <K extends keyof LogLine>(key: K) => arrayLiteral(lines.map((line) => line[key]));
     const rows = await this.#db.query(APPEND_LOGS, [
       this.#db.appId,
       column("invocationId"),
