@@ -6,7 +6,8 @@
  * (default 20,000), R rounds (default 3), and reported as pairs/s and as PostgreSQL's CPU per
  * claim + finish pair (every postgres process, from /proc), the median of the rounds. Compare the
  * variants of one run with each other only. A variant joins features with '+':
- *   jsonb-history  the history as a jsonb array (migration 2); by default it is appended text (3)
+ *   jsonb-history  the history as a jsonb array built on the server (migration 2); by default it
+ *                  is text the client builds, appended (migration 3 and later)
  *   no-history     no history written at all
  *   no-in-flight   without the in-flight index (the one recovery reads)
  *   hot-claim      one index for the queue and what is in flight, which the claim leaves as it is,
@@ -41,13 +42,18 @@ function statements(variant: string) {
   for (const feature of variant.split("+")) if (!KNOWN.test(feature)) throw new Error(`unknown variant feature ${JSON.stringify(feature)}`);
   const fillfactor = /fillfactor-(\d+)/.exec(variant)?.[1] ?? "75";
   const jsonb = has("jsonb-history");
-  const entry = (values: string) =>
-    jsonb ? `jsonb_build_array(jsonb_build_array(${values}))` : `',' || json_build_array(${values})::text`;
-  const append = (...entries: string[]) => (has("no-history") ? "" : `, history = i.history || ${entries.map(entry).join(" || ")}`);
+  // An entry [status, at, attempt, runner]: as text, joined from pieces the client sends, as nenc's
+  // statements do (postgres-history.ts); as jsonb, built on the server as migration 2 did.
+  const entry = ([status, attempt]: [string, string]) =>
+    jsonb
+      ? `jsonb_build_array(jsonb_build_array('${status}'::text, $3::bigint, ${attempt}, $2::text))`
+      : `',["${status}",' || $3::bigint || ',' || ${attempt} || ',"r"]'`;
+  const append = (...entries: [string, string][]) =>
+    has("no-history") ? "" : `, history = i.history || ${entries.map(entry).join(" || ")}`;
   const hot = has("hot-claim");
   const schema = `
     DROP SCHEMA IF EXISTS nenc_variants CASCADE; CREATE SCHEMA nenc_variants; CREATE SEQUENCE nenc_variants.seq;
-    CREATE TABLE nenc_variants.invocations (app_id text NOT NULL, id text NOT NULL, task_id text NOT NULL, call_id text NOT NULL,
+    CREATE TABLE nenc_variants.invocations (app_id text COLLATE "C" NOT NULL, id text COLLATE "C" NOT NULL, task_id text NOT NULL, call_id text NOT NULL,
       args text NOT NULL, status text NOT NULL, attempt integer NOT NULL DEFAULT 0, owner text, retries integer NOT NULL DEFAULT 0,
       ready_at bigint, seq bigint NOT NULL, created_seq bigint NOT NULL, parent_id text, result text, error text,
       created_at bigint NOT NULL, updated_at bigint NOT NULL, history ${jsonb ? "jsonb" : "text"} NOT NULL,
@@ -58,7 +64,7 @@ function statements(variant: string) {
     INSERT INTO nenc_variants.runners VALUES ('a', 'r', NULL, NULL);`;
   const first = jsonb
     ? "jsonb_build_array(jsonb_build_array('REGISTERED', $2::bigint, 0, NULL))"
-    : "json_build_array('REGISTERED', $2::bigint, 0, NULL)::text";
+    : `'["REGISTERED",' || $2::bigint || ',0,null]'`;
   const register = `
     INSERT INTO nenc_variants.invocations (app_id, id, task_id, call_id, args, status, created_at, updated_at, ready_at, seq, created_seq, history)
     SELECT 'a', r.id, 'noop', r.id, '[1]', 'REGISTERED', $2, $2, $2, s, s, ${first}
@@ -73,14 +79,14 @@ function statements(variant: string) {
       ORDER BY i.ready_at, i.seq LIMIT $4 FOR UPDATE SKIP LOCKED
     ), claimed AS (
       UPDATE nenc_variants.invocations i SET status = 'RUNNING', owner = $2, attempt = i.attempt + 1, ${hot ? "" : "ready_at = NULL,"} updated_at = $3
-        ${append("'PENDING'::text, $3::bigint, i.attempt + 1, $2::text", "'RUNNING'::text, $3::bigint, i.attempt + 1, $2::text")}
+        ${append(["PENDING", "(i.attempt + 1)"], ["RUNNING", "(i.attempt + 1)"])}
       FROM picked p WHERE i.ctid = p.ctid
       RETURNING i.id, i.attempt, p.ready_at AS queued_at, p.seq AS queued_seq
     )
     SELECT id, attempt FROM claimed ORDER BY queued_at, queued_seq`;
   const finish = `
     UPDATE nenc_variants.invocations i SET status = 'SUCCESS', ready_at = NULL, updated_at = $3, final = true, result = 'null'
-      ${append("'SUCCESS'::text, $3::bigint, r.attempt, $2::text")}
+      ${append(["SUCCESS", "r.attempt"])}
     FROM unnest($4::text[], $5::integer[]) AS r(id, attempt)
     WHERE i.app_id = $1 AND i.id = r.id AND i.status = 'RUNNING' AND i.attempt = r.attempt AND i.owner = $2`;
   return { schema, register, claim, finish };

@@ -93,15 +93,13 @@ try {
   let finished = 0;
   for (let i = 0; i < claimed.length; i += BATCH) {
     const done = Date.now();
-    const requests = claimed
-      .slice(i, i + BATCH)
-      .map((c) =>
-        planTransition({ id: c.id, status: STARTED_STATUS, attempt: c.attempt, owner: runnerId }, "SUCCESS", {
-          by: runnerId,
-          at: done,
-          result: "null",
-        }),
-      );
+    const requests = claimed.slice(i, i + BATCH).map((c) =>
+      planTransition({ id: c.id, status: STARTED_STATUS, attempt: c.attempt, owner: runnerId }, "SUCCESS", {
+        by: runnerId,
+        at: done,
+        result: "null",
+      }),
+    );
     finished += (await backend.orchestrator.transition(requests)).filter(Boolean).length;
   }
   dump("finish");

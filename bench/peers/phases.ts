@@ -148,7 +148,10 @@ export async function startKillScenario(system: BenchSystem, capS: number, log: 
       if ((await a.startOf(key, deadline)) === undefined) throw new Error(`worker A did not start ${key} within 30 s:\n${a.output}`);
     }
     b = await started(system.startWorker());
-    await sleep(1500);
+    // At least 1.5 s for B to settle, then a random moment: a system that looks for dead workers
+    // on a timer (nenc every 750 ms, BullMQ every 30 s) would otherwise always be killed at the
+    // same point of B's cycle, just before or just after a check.
+    await sleep(1500 + Math.random() * 1000);
   } catch (error) {
     await a.kill();
     await b?.kill();
