@@ -26,7 +26,9 @@ import {
  *   'status|at|attempt|runnerId', so recording it costs no command of its own.
  * - A batch (of invocations, requests or log lines) travels as one argument, a JSON array of
  *   strings decoded with cjson, and a claim's reply as one JSON string: native JSON on both sides
- *   costs far less than hundreds of separate arguments or reply elements.
+ *   costs far less than hundreds of separate arguments or reply elements. Register and transition
+ *   batches go by columns (see rows): what every row shares is sent and decoded once.
+ * - Work done per invocation is what a script costs; `npm run bench:redis-instructions` counts it.
  * - Numbers travel as decimal strings and are compared as strings; arithmetic results are formatted
  *   with %.17g, which reads back to the same JavaScript number.
  */
