@@ -5,7 +5,8 @@
  * batch to SUCCESS) in a scratch schema, changed in one respect; each is measured on N invocations
  * (default 20,000), R rounds (default 3), and reported as pairs/s and as PostgreSQL's CPU per
  * claim + finish pair (every postgres process, from /proc), the median of the rounds. Compare the
- * variants of one run with each other only. A variant joins features with '+':
+ * variants of one run with each other only; the share of the table's updates that were HOT (wrote
+ * no index entry) is reported too. A variant joins features with '+':
  *   jsonb-history  the history as a jsonb array built on the server (migration 2); by default it
  *                  is text the client builds, appended (migration 3 and later)
  *   no-history     no history written at all
@@ -13,6 +14,9 @@
  *   hot-claim      one index for the queue and what is in flight, which the claim leaves as it is,
  *                  so that the claim can be a HOT update; pair it with fillfactor-N
  *   fillfactor-N   the table's fillfactor (nenc's is 75)
+ *   queue-table    the queue in a narrow table of its own (register inserts there too, a claim deletes
+ *                  from it), so that the claim's update of the invocation changes no indexed column
+ *                  and can be HOT
  * Default variants: the schema as it is, jsonb-history, no-history, no-in-flight,
  * no-history+no-in-flight, hot-claim+fillfactor-30.
  */
@@ -30,8 +34,8 @@ const rounds = Number(option("rounds", "3"));
 const positional = argv.filter((arg, i) => !arg.startsWith("--") && !argv[i - 1]?.startsWith("--"));
 const variants = positional.length
   ? positional
-  : ["as-is", "jsonb-history", "no-history", "no-in-flight", "no-history+no-in-flight", "hot-claim+fillfactor-30"];
-const KNOWN = /^(as-is|jsonb-history|no-history|no-in-flight|hot-claim|fillfactor-\d+)$/;
+  : ["as-is", "jsonb-history", "no-history", "no-in-flight", "no-history+no-in-flight", "hot-claim+fillfactor-30", "queue-table"];
+const KNOWN = /^(as-is|jsonb-history|no-history|no-in-flight|hot-claim|queue-table|fillfactor-\d+)$/;
 const url = withUser(process.env["NENC_POSTGRES_URL"] ?? "postgres://127.0.0.1:5432/test");
 const BATCH = 50;
 /** nenc's session settings (postgres-connection.ts). */
@@ -51,6 +55,7 @@ function statements(variant: string) {
   const append = (...entries: [string, string][]) =>
     has("no-history") ? "" : `, history = i.history || ${entries.map(entry).join(" || ")}`;
   const hot = has("hot-claim");
+  const queueTable = has("queue-table");
   const schema = `
     DROP SCHEMA IF EXISTS nenc_variants CASCADE; CREATE SCHEMA nenc_variants; CREATE SEQUENCE nenc_variants.seq;
     CREATE TABLE nenc_variants.invocations (app_id text COLLATE "C" NOT NULL, id text COLLATE "C" NOT NULL, task_id text NOT NULL, call_id text NOT NULL,
@@ -58,18 +63,43 @@ function statements(variant: string) {
       ready_at bigint, seq bigint NOT NULL, created_seq bigint NOT NULL, parent_id text, result text, error text,
       created_at bigint NOT NULL, updated_at bigint NOT NULL, history ${jsonb ? "jsonb" : "text"} NOT NULL,
       final boolean NOT NULL DEFAULT false, PRIMARY KEY (app_id, id)) WITH (fillfactor = ${fillfactor});
-    CREATE INDEX ON nenc_variants.invocations (app_id, ready_at, seq) WHERE ${hot ? "NOT final" : "ready_at IS NOT NULL"};
+    ${
+      queueTable
+        ? `CREATE TABLE nenc_variants.queue (app_id text COLLATE "C" NOT NULL, ready_at bigint NOT NULL, seq bigint NOT NULL,
+             id text COLLATE "C" NOT NULL, PRIMARY KEY (app_id, ready_at, seq));`
+        : `CREATE INDEX ON nenc_variants.invocations (app_id, ready_at, seq) WHERE ${hot ? "NOT final" : "ready_at IS NOT NULL"};`
+    }
     ${has("no-in-flight") || hot ? "" : "CREATE INDEX ON nenc_variants.invocations (app_id) WHERE NOT final;"}
     CREATE TABLE nenc_variants.runners (app_id text NOT NULL, id text NOT NULL, dead_at bigint, stopped_at bigint, PRIMARY KEY (app_id, id));
     INSERT INTO nenc_variants.runners VALUES ('a', 'r', NULL, NULL);`;
   const first = jsonb
     ? "jsonb_build_array(jsonb_build_array('REGISTERED', $2::bigint, 0, NULL))"
     : `'["REGISTERED",' || $2::bigint || ',0,null]'`;
-  const register = `
+  const insert = `
     INSERT INTO nenc_variants.invocations (app_id, id, task_id, call_id, args, status, created_at, updated_at, ready_at, seq, created_seq, history)
     SELECT 'a', r.id, 'noop', r.id, '[1]', 'REGISTERED', $2, $2, $2, s, s, ${first}
     FROM (SELECT id, nextval('nenc_variants.seq') AS s FROM unnest($1::text[]) AS id) r`;
-  const claim = `
+  const register = queueTable
+    ? `WITH created AS (${insert} RETURNING id, ready_at, seq)
+       INSERT INTO nenc_variants.queue (app_id, ready_at, seq, id) SELECT 'a', ready_at, seq, id FROM created`
+    : insert;
+  const claim = queueTable
+    ? `
+    WITH runner AS (
+      SELECT 1 FROM nenc_variants.runners WHERE app_id = $1 AND id = $2 AND dead_at IS NULL AND stopped_at IS NULL FOR SHARE
+    ), picked AS (
+      DELETE FROM nenc_variants.queue q WHERE q.ctid IN (
+        SELECT ctid FROM nenc_variants.queue WHERE app_id = $1 AND ready_at <= $3 AND EXISTS (SELECT 1 FROM runner)
+        ORDER BY ready_at, seq LIMIT $4 FOR UPDATE SKIP LOCKED)
+      RETURNING q.id, q.ready_at, q.seq
+    ), claimed AS (
+      UPDATE nenc_variants.invocations i SET status = 'RUNNING', owner = $2, attempt = i.attempt + 1, updated_at = $3
+        ${append(["PENDING", "(i.attempt + 1)"], ["RUNNING", "(i.attempt + 1)"])}
+      FROM picked p WHERE i.app_id = $1 AND i.id = p.id
+      RETURNING i.id, i.attempt, p.ready_at AS queued_at, p.seq AS queued_seq
+    )
+    SELECT id, attempt FROM claimed ORDER BY queued_at, queued_seq`
+    : `
     WITH runner AS (
       SELECT 1 FROM nenc_variants.runners WHERE app_id = $1 AND id = $2 AND dead_at IS NULL AND stopped_at IS NULL FOR SHARE
     ), picked AS (
@@ -92,11 +122,19 @@ function statements(variant: string) {
   return { schema, register, claim, finish };
 }
 
-async function measure(variant: string): Promise<{ perS: number; serverUs: number }> {
+interface Measured {
+  perS: number;
+  serverUs: number;
+  /** Share of the invocations table's updates that were HOT (no index entry written). */
+  hotPct: number;
+}
+
+async function measure(variant: string): Promise<Measured> {
   const sql = statements(variant);
   const admin = new pg.Client({ connectionString: url });
   await admin.connect();
   const pool = new pg.Pool({ connectionString: url, max: 2, options: SESSION });
+  let poolEnded = false;
   try {
     await admin.query(sql.schema);
     const now = Date.now();
@@ -123,20 +161,30 @@ async function measure(variant: string): Promise<{ perS: number; serverUs: numbe
     const seconds = (performance.now() - started) / 1000;
     const unfinished = await admin.query<{ n: number }>("SELECT count(*)::int AS n FROM nenc_variants.invocations WHERE NOT final");
     if (unfinished.rows[0]!.n !== 0) throw new Error(`${variant}: ${unfinished.rows[0]!.n} invocations left unfinished`);
-    return { perS: pairs / seconds, serverUs: ((cpuSecondsNamed("postgres") - cpuBefore) * 1e6) / pairs };
-  } finally {
+    const serverUs = ((cpuSecondsNamed("postgres") - cpuBefore) * 1e6) / pairs;
+    // Sessions report their counts when they go idle, at most a second late.
     await pool.end();
+    poolEnded = true;
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    const updates = await admin.query<{ hot: number }>(
+      `SELECT 100.0 * n_tup_hot_upd / greatest(n_tup_upd, 1) AS hot FROM pg_stat_user_tables
+       WHERE schemaname = 'nenc_variants' AND relname = 'invocations'`,
+    );
+    return { perS: pairs / seconds, serverUs, hotPct: Number(updates.rows[0]?.hot ?? 0) };
+  } finally {
+    if (!poolEnded) await pool.end();
     await admin.query("DROP SCHEMA IF EXISTS nenc_variants CASCADE");
     await admin.end();
   }
 }
 
-const results = new Map<string, { perS: number; serverUs: number }[]>(variants.map((v) => [v, []]));
+const results = new Map<string, Measured[]>(variants.map((v) => [v, []]));
 for (let round = 1; round <= rounds; round++) {
   for (const variant of variants) results.get(variant)!.push(await measure(variant));
 }
 console.log(`\n${fmt(pairs)} claim + finish pairs of ${BATCH}, two loops, median of ${rounds} rounds (variants interleaved)\n`);
-console.log("| variant | pairs/s | PostgreSQL CPU per pair (µs) |\n| --- | ---: | ---: |");
+console.log("| variant | pairs/s | PostgreSQL CPU per pair (µs) | HOT updates (%) |\n| --- | ---: | ---: | ---: |");
 for (const [variant, runs] of results) {
-  console.log(`| ${variant} | ${fmt(median(runs.map((r) => r.perS)))} | ${fmt(median(runs.map((r) => r.serverUs)), 1)} |`);
+  const of = (get: (r: Measured) => number, digits = 0) => fmt(median(runs.map(get)), digits);
+  console.log(`| ${variant} | ${of((r) => r.perS)} | ${of((r) => r.serverUs, 1)} | ${of((r) => r.hotPct)} |`);
 }
