@@ -10,7 +10,7 @@ export function historyEntry(status: string, at: number, attempt: number, runner
 }
 
 /** An entry up to its attempt, which the server adds (a claim knows it only there). */
-export function historyHead(status: string, at: number | string): string {
+export function historyHead(status: string, at: number): string {
   return `,[${JSON.stringify(status)},${at},`;
 }
 
