@@ -15,10 +15,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
 import { createRedisBackend } from "../src/backends/redis/redis-backend.js";
-import { STARTED_STATUS } from "../src/core/status.js";
-import { planTransition } from "../src/core/transition.js";
-import type { ClaimedInvocation, NewInvocation } from "../src/ports/records.js";
-import { fmt, sleep } from "./support.js";
+import type { ClaimedInvocation } from "../src/ports/records.js";
+import { fmt, portBenchSetUp, sleep, succeeded } from "./support.js";
 
 const argv = process.argv.slice(2);
 const at = argv.indexOf("--invocations");
@@ -67,19 +65,7 @@ try {
   const backend = createRedisBackend({ url, appId: "instructions" });
   const now = Date.now();
   const runnerId = "bench-runner";
-  await backend.orchestrator.registerRunner(
-    { id: runnerId, kind: "bench", hostId: "bench", hostname: "bench", pid: process.pid, pidStart: null, startedAt: now },
-    now,
-  );
-  const invocations: NewInvocation[] = Array.from({ length: count }, (_, i) => ({
-    id: `inv-${i}`,
-    taskId: "noop",
-    callId: `noop:${i}`,
-    args: `[${i}]`,
-    parentId: null,
-    createdAt: now,
-    readyAt: now,
-  }));
+  const invocations = await portBenchSetUp(backend, runnerId, count, now, (i) => `[${i}]`);
   dump("setup");
   for (let i = 0; i < count; i += 1000) await backend.orchestrator.register(invocations.slice(i, i + 1000));
   dump("register");
@@ -92,15 +78,9 @@ try {
   dump("claim");
   let finished = 0;
   for (let i = 0; i < claimed.length; i += BATCH) {
-    const done = Date.now();
-    const requests = claimed.slice(i, i + BATCH).map((c) =>
-      planTransition({ id: c.id, status: STARTED_STATUS, attempt: c.attempt, owner: runnerId }, "SUCCESS", {
-        by: runnerId,
-        at: done,
-        result: "null",
-      }),
-    );
-    finished += (await backend.orchestrator.transition(requests)).filter(Boolean).length;
+    finished += (await backend.orchestrator.transition(succeeded(claimed.slice(i, i + BATCH), runnerId, Date.now()))).filter(
+      Boolean,
+    ).length;
   }
   dump("finish");
   if (claimed.length !== count || finished !== count) throw new Error(`claimed ${claimed.length} and finished ${finished} of ${count}`);

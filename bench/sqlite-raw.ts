@@ -11,10 +11,8 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { STARTED_STATUS } from "../src/core/status.js";
-import { planTransition, type TransitionRequest } from "../src/core/transition.js";
 import { createSqliteBackend } from "../src/backends/sqlite/sqlite-backend.js";
-import type { NewInvocation } from "../src/ports/records.js";
+import { portBenchSetUp, succeeded } from "./support.js";
 
 const count = Number(process.argv[2] ?? 50_000);
 const batch = 64;
@@ -24,19 +22,7 @@ const runnerId = "bench-runner";
 
 try {
   const now = Date.now();
-  await backend.orchestrator.registerRunner(
-    { id: runnerId, kind: "bench", hostId: "bench", hostname: "bench", pid: process.pid, pidStart: null, startedAt: now },
-    now,
-  );
-  const invocations: NewInvocation[] = Array.from({ length: count }, (_, i) => ({
-    id: `inv-${i}`,
-    taskId: "noop",
-    callId: `noop:${i}`,
-    args: "[]",
-    parentId: null,
-    createdAt: now,
-    readyAt: now,
-  }));
+  const invocations = await portBenchSetUp(backend, runnerId, count, now);
   let started = performance.now();
   for (let i = 0; i < count; i += 1000) await backend.orchestrator.register(invocations.slice(i, i + 1000));
   const registerSeconds = (performance.now() - started) / 1000;
@@ -47,15 +33,7 @@ try {
   for (;;) {
     const claimed = await backend.broker.claim(runnerId, batch, Date.now(), { start: true });
     if (claimed.length === 0) break;
-    const at = Date.now();
-    const success: TransitionRequest[] = claimed.map((c) =>
-      planTransition({ id: c.id, status: STARTED_STATUS, attempt: c.attempt, owner: runnerId }, "SUCCESS", {
-        by: runnerId,
-        at,
-        result: "null",
-      }),
-    );
-    const finished = await backend.orchestrator.transition(success);
+    const finished = await backend.orchestrator.transition(succeeded(claimed, runnerId, Date.now()));
     done += finished.filter(Boolean).length;
   }
   const seconds = (performance.now() - started) / 1000;

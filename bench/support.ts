@@ -1,5 +1,9 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
+import { STARTED_STATUS } from "../src/core/status.js";
+import { planTransition, type TransitionRequest } from "../src/core/transition.js";
+import type { Backend } from "../src/ports/backend.js";
+import type { ClaimedInvocation, NewInvocation } from "../src/ports/records.js";
 import { clockTicks } from "./clock-ticks.js";
 
 export const median = (xs: number[]) => percentile(xs, 50);
@@ -79,4 +83,41 @@ export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve
 
 export function fmt(n: number, digits = 0): string {
   return Number.isFinite(n) ? n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits }) : "n/a";
+}
+
+/**
+ * For benches that drive the backend ports with no runtime: register `runnerId` as a live runner
+ * and make `count` no-op invocations ready at `now` (arguments from `args`, "[]" by default).
+ */
+export async function portBenchSetUp(
+  backend: Backend,
+  runnerId: string,
+  count: number,
+  now: number,
+  args: (i: number) => string = () => "[]",
+): Promise<NewInvocation[]> {
+  await backend.orchestrator.registerRunner(
+    { id: runnerId, kind: "bench", hostId: "bench", hostname: "bench", pid: process.pid, pidStart: null, startedAt: now },
+    now,
+  );
+  return Array.from({ length: count }, (_, i) => ({
+    id: `inv-${i}`,
+    taskId: "noop",
+    callId: `noop:${i}`,
+    args: args(i),
+    parentId: null,
+    createdAt: now,
+    readyAt: now,
+  }));
+}
+
+/** A worker's final write for invocations it claimed to start: RUNNING -> SUCCESS, result null. */
+export function succeeded(claimed: readonly ClaimedInvocation[], runnerId: string, at: number): TransitionRequest[] {
+  return claimed.map((c) =>
+    planTransition({ id: c.id, status: STARTED_STATUS, attempt: c.attempt, owner: runnerId }, "SUCCESS", {
+      by: runnerId,
+      at,
+      result: "null",
+    }),
+  );
 }
