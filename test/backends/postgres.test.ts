@@ -128,7 +128,7 @@ describe("postgres: query plans", () => {
         "no whole-table scan of invocations",
       );
       assert.ok(
-        onInvocations.some((n) => n["Node Type"] === "Index Scan" && n["Index Name"] === "invocations_queue"),
+        onInvocations.some((n) => n["Node Type"] === "Index Scan" && n["Index Name"] === "invocations_in_flight"),
         `the queue index walked in order: ${JSON.stringify(nodes.map((n) => [n["Node Type"], n["Index Name"]]))}`,
       );
       assert.ok(

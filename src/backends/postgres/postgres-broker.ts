@@ -12,7 +12,9 @@ import type { PostgresListener } from "./postgres-listener.js";
  * the next attempt, with its history entry; a claim to start ($6, the status it ends in, is not the
  * claimed status) also goes on to that status with a second entry ($9, '' for none). The entries'
  * text around the attempt comes from the client ($7, $9 and $8, see postgres-history.ts): the
- * server only joins strings. The rows come back in queue order.
+ * server only joins strings. The rows come back in queue order. The queue's index holds every
+ * invocation not final yet (migration 5), so the pick steps over those in flight by their status,
+ * and the update leaves ready_at and seq as they are: it changes no indexed column.
  * The update finds each picked row by its ctid, the version the pick locked (a locked row cannot
  * move before this statement ends): no second index walk, and no join plan that could read the
  * whole app instead.
@@ -24,12 +26,12 @@ export const CLAIM = {
       SELECT 1 FROM nenc.runners WHERE app_id = $1 AND id = $2 AND dead_at IS NULL AND stopped_at IS NULL FOR SHARE
     ), picked AS (
       SELECT i.ctid, i.id, i.ready_at, i.seq FROM nenc.invocations i
-      WHERE i.app_id = $1 AND i.ready_at <= $3 AND i.status = ANY($5::text[]) AND EXISTS (SELECT 1 FROM runner)
+      WHERE i.app_id = $1 AND i.ready_at <= $3 AND NOT i.final AND i.status = ANY($5::text[]) AND EXISTS (SELECT 1 FROM runner)
       ORDER BY i.ready_at, i.seq
       LIMIT $4
       FOR UPDATE SKIP LOCKED
     ), claimed AS (
-      UPDATE nenc.invocations i SET status = $6::text, owner = $2, attempt = i.attempt + 1, ready_at = NULL, updated_at = $3,
+      UPDATE nenc.invocations i SET status = $6::text, owner = $2, attempt = i.attempt + 1, updated_at = $3,
         history = i.history || $7::text || (i.attempt + 1) || $8::text
           || CASE WHEN $9::text = '' THEN '' ELSE $9::text || (i.attempt + 1) || $8::text END
       FROM picked p
@@ -41,7 +43,7 @@ export const CLAIM = {
 
 const QUEUE_LENGTH = `
   SELECT count(*) AS n FROM nenc.invocations
-  WHERE app_id = $1 AND ready_at <= $2 AND status = ANY($3::text[])`;
+  WHERE app_id = $1 AND ready_at <= $2 AND NOT final AND status = ANY($3::text[])`;
 
 interface ClaimedRow {
   id: string;

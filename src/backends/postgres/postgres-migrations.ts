@@ -10,10 +10,15 @@ import { FINAL_STATUSES } from "../../core/status.js";
  * - invocations.history is the status history inline (JSON entries [status, at, attempt, runner],
  *   comma-separated text since version 3): a transition rewrites the row anyway, so appending
  *   there costs no extra row, index entry or round trip.
- * - ready_at is set only while an invocation is queued; the partial index on it is the queue, in
- *   the order (ready_at, seq), seq being drawn when it was queued.
- * - fillfactor leaves room on each page so that transitions which change no indexed column
- *   (PENDING -> RUNNING, for one) are HOT updates: no index is touched.
+ * - One partial index, on (app_id, ready_at, seq) over the invocations not final yet (since
+ *   version 5), is both the queue and what recovery and the monitor look up in flight. ready_at and
+ *   seq are set when an invocation is queued and left as they are while it is claimed and runs, so
+ *   that the claim and every step until the final one change no indexed column: they are HOT
+ *   updates, which write no index entry. A claim steps over the few in-flight rows at the head of
+ *   the queue by their status. ready_at means something only while the status is claimable.
+ * - fillfactor leaves room on each page for those HOT updates: a claim rewrites up to a batch of
+ *   neighbouring rows at once, each a little longer (its history), and a page without room for all
+ *   of them makes the rest ordinary updates.
  * - runners.lock_key is the session advisory lock a runner's heartbeat connection holds: when that
  *   connection closes (the process died), the lock is gone at once. `watched` says the runner did
  *   take it, so a runner whose first beat has not happened yet is not taken for dead.
@@ -115,6 +120,20 @@ export const MIGRATIONS: readonly { readonly version: number; readonly sql: stri
       ALTER TABLE nenc.logs ALTER COLUMN app_id TYPE text COLLATE "C", ALTER COLUMN invocation_id TYPE text COLLATE "C";
       ALTER TABLE nenc.runners ALTER COLUMN app_id TYPE text COLLATE "C", ALTER COLUMN id TYPE text COLLATE "C";
       ALTER TABLE nenc.leases ALTER COLUMN app_id TYPE text COLLATE "C", ALTER COLUMN name TYPE text COLLATE "C";
+    `,
+  },
+  {
+    // The queue and the in-flight index become one index that a claim does not change (see the
+    // design notes above): a claim was an ordinary update, a new entry in the primary key and one
+    // in the in-flight index per invocation. bench/postgres-variants.ts measured 36.5 µs of server
+    // CPU per claim and finish as before, 27 with this at fillfactor 40 (every claim a HOT update),
+    // 32 at 50 and 43.5 at 75. The fillfactor applies to pages filled from now on.
+    version: 5,
+    sql: `
+      DROP INDEX nenc.invocations_queue;
+      DROP INDEX nenc.invocations_in_flight;
+      CREATE INDEX invocations_in_flight ON nenc.invocations (app_id, ready_at, seq) WHERE NOT final;
+      ALTER TABLE nenc.invocations SET (fillfactor = 40);
     `,
   },
 ];

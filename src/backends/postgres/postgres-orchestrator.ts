@@ -34,7 +34,9 @@ const REGISTER = {
 /**
  * Compare-and-set of a batch of requests, none two on the same invocation: one statement. Each
  * request applies only where the stored status, attempt (and owner, when it is checked) are what
- * it expects; the new values were all computed in core. Queued targets draw a new queue position.
+ * it expects; the new values were all computed in core. Queued targets draw a new queue position;
+ * other targets keep theirs (see the claim), so that only a queued or a final target changes an
+ * indexed column.
  * Only new work (a queued status) and an outcome (a final one) wake the app's listeners: no runner
  * or waiter acts on the steps between, and every NOTIFY costs each listening process a round of work.
  */
@@ -49,7 +51,8 @@ const TRANSITION = {
                              attempt, ready_at, at, entry, result, error, retries, queued, final, ord)
     ), applied AS (
       UPDATE nenc.invocations i SET
-        status = r.to_status, owner = r.owner, attempt = r.attempt, ready_at = r.ready_at, updated_at = r.at, final = r.final,
+        status = r.to_status, owner = r.owner, attempt = r.attempt, updated_at = r.at, final = r.final,
+        ready_at = CASE WHEN r.queued THEN r.ready_at ELSE i.ready_at END,
         seq = CASE WHEN r.queued THEN nextval('nenc.seq') ELSE i.seq END,
         result = COALESCE(r.result, i.result), error = COALESCE(r.error, i.error), retries = COALESCE(r.retries, i.retries),
         history = i.history || r.entry

@@ -1,4 +1,4 @@
-import { FINAL_STATUSES, isFinal, isStatus, type Status } from "../../core/status.js";
+import { FINAL_STATUSES, isFinal, isStatus, STATUS_TABLE, type Status } from "../../core/status.js";
 import type { StateStore } from "../../ports/backend.js";
 import type { HistoryView, InvocationFilter, InvocationRecord, LogLevel, LogLine } from "../../ports/records.js";
 import { arrayLiteral } from "./postgres-arrays.js";
@@ -171,16 +171,18 @@ function statusOf(value: string): Status {
 }
 
 function invocationRecord(row: InvocationRow): InvocationRecord {
+  const status = statusOf(row.status);
   return {
     id: row.id,
     taskId: row.task_id,
     callId: row.call_id,
     args: row.args,
-    status: statusOf(row.status),
+    status,
     attempt: row.attempt,
     owner: row.owner,
     retries: row.retries,
-    readyAt: row.ready_at,
+    // Kept while the invocation is claimed and runs (migration 5); it is a queue position only while claimable.
+    readyAt: STATUS_TABLE[status].claimable === true ? row.ready_at : null,
     parentId: row.parent_id,
     result: row.result,
     error: row.error,
