@@ -58,9 +58,11 @@ interface Active {
  * notification, a finished task, the poll timer), claim in one atomic step as many as there are
  * free slots, "to start": each is recorded PENDING and RUNNING by the claim itself, so RUNNING is
  * durable before any body runs. While its tasks are short (bodies that return within
- * SHORT_BODY_MS on average), it also claims up to one batch ahead, as many as it has slots: the
- * next claim's round trip then overlaps the bodies running now, instead of alternating with them,
- * and an invocation claimed ahead waits about one short body for a slot. With longer tasks
+ * SHORT_BODY_MS on average), it also claims batches ahead, each as many as it has slots: as many
+ * as run within about SHORT_BODY_MS (up to MAX_BATCHES_AHEAD), so an invocation claimed ahead waits
+ * about one short body for a slot. The next claim's round trip then overlaps the bodies running
+ * now, instead of alternating with them, and claims and final writes come in fewer, larger
+ * statements (each a commit on a database, and its WAL flush). With longer tasks
  * nothing is claimed ahead of free slots: an invocation waiting behind a long task is one an idle
  * worker could run. When the body returns, its slot is free at once (the next invocation claimed
  * ahead starts in it) and RUNNING -> SUCCESS / RETRY / FAILED goes to the write batcher (one
@@ -269,19 +271,25 @@ export class Worker {
     return this.#bodyMs !== undefined && this.#bodyMs < SHORT_BODY_MS;
   }
 
+  /** Batches (of `capacity` each) to hold ahead of the slots: as many as run within SHORT_BODY_MS. */
+  #batchesAhead(): number {
+    if (!this.#claimingAhead()) return 0;
+    return Math.max(1, Math.min(MAX_BATCHES_AHEAD, Math.floor(SHORT_BODY_MS / this.#bodyMs!)));
+  }
+
   /**
-   * How many to claim now: the free slots (plus one batch ahead while bodies are short), less what
+   * How many to claim now: the free slots (plus batches ahead while bodies are short), less what
    * claims in flight already ask for, while the invocations whose last write is still in flight
    * stay within a bound (they cost only memory, but a backend that takes claims and not writes
    * must not make them pile up).
    */
   #wanted(): number {
     const capacity = this.#executor.capacity;
-    const ahead = this.#claimingAhead() ? capacity : 0;
-    let want = capacity + ahead - this.#runningCount - this.#waiting.length - this.#claiming;
+    const batchesAhead = this.#batchesAhead();
+    let want = capacity * (1 + batchesAhead) - this.#runningCount - this.#waiting.length - this.#claiming;
     // Every slot is busy or spoken for: top up in halves of a batch, not one by one.
     if (this.#runningCount + this.#claiming >= capacity && want < capacity / 2) want = 0;
-    return Math.min(want, FINISHING_PER_SLOT * capacity - this.#active.size);
+    return Math.min(want, (batchesAhead + FINISHING_PER_SLOT) * capacity - this.#active.size);
   }
 
   /**
@@ -300,7 +308,7 @@ export class Worker {
         .then(() => true)
         .finally(() => this.#claimsInFlight--);
     } else {
-      const want = Math.min(this.#wanted(), this.#executor.capacity);
+      const want = Math.min(this.#wanted(), Math.max(this.#executor.capacity, CLAIM_LIMIT));
       if (want <= 0) return;
       step = this.#claim(want);
     }
@@ -577,14 +585,23 @@ class LazyAbort {
  * each step for real.
  */
 const CRASH_AT = process.env["NENC_CRASH_AT"];
-/** Invocations whose outcome is still being written may number this many per slot. */
+/** Invocations whose outcome is still being written may number this many per slot (beyond those held ahead). */
 const FINISHING_PER_SLOT = 4;
 /**
- * Bodies shorter than this on average make a worker claim one batch ahead: then a claim's round
+ * Bodies shorter than this on average make a worker claim batches ahead: then a claim's round
  * trip (about a millisecond on a network server) is what limits it, and an invocation claimed
  * ahead waits no longer than about one such body for its slot.
  */
 const SHORT_BODY_MS = 5;
+/**
+ * At most this many batches held ahead. A drain of no-ops on PostgreSQL (40,000, concurrency 50,
+ * two claims and two write batches in flight) took 2.24 s with one batch ahead, 1.82 with four,
+ * 1.41 with ten and 1.35 with twenty: most of a statement's time there is its commit's WAL flush,
+ * whatever its size, so fewer and larger ones go further.
+ */
+const MAX_BATCHES_AHEAD = 10;
+/** The most one claim asks for, unless the slots alone ask for more. */
+const CLAIM_LIMIT = 250;
 /** Weight of the newest body in the moving average of body times. */
 const BODY_MS_WEIGHT = 0.1;
 function crashPoint(point: "claimed" | "running" | "result"): void {

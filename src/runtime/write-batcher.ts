@@ -9,16 +9,31 @@ interface Pending {
 }
 
 /**
+ * Batches of transitions written at once. One batch's round trip is most of what a busy worker
+ * waits on (on PostgreSQL a batch of 100 final writes took about 4 ms, and with one at a time
+ * they were in flight 95% of a drain), so a second batch starts while the first is in flight,
+ * on another connection where the backend has several.
+ */
+const BATCHES_IN_FLIGHT = 2;
+
+/**
  * Group commit for a runner: transitions and log lines made in the same tick are written in one
- * atomic batch. Logs go first so that an invocation's last lines are stored before its final
- * status (after which its attempt no longer accepts lines).
+ * atomic batch, up to BATCHES_IN_FLIGHT batches at once. What has to stay in order does:
+ * - log lines are stored in the order they were made, and a batch's transitions only after every
+ *   line made before them (an invocation's last lines land before its final status, after which
+ *   its attempt no longer accepts lines);
+ * - a batch that touches an invocation another batch in flight touches waits for that batch, so
+ *   the steps of one invocation apply in the order they were made.
  */
 export class WriteBatcher {
   readonly #backend: Backend;
   #transitions: Pending[] = [];
   #logs: LogLine[] = [];
   #scheduled = false;
-  #flushing: Promise<void> = Promise.resolve();
+  /** Batches in flight, each with the invocations its transitions touch. */
+  readonly #inFlight = new Map<Promise<void>, ReadonlySet<string>>();
+  /** Settles when every log line handed to a batch so far is written (or failed). */
+  #logsWritten: Promise<void> = Promise.resolve();
   readonly #onError: (error: unknown) => void;
 
   constructor(backend: Backend, onError: (error: unknown) => void) {
@@ -40,34 +55,54 @@ export class WriteBatcher {
 
   /** Resolves once everything handed in so far is written. */
   async drain(): Promise<void> {
-    while (this.#scheduled || this.#transitions.length > 0 || this.#logs.length > 0) {
-      await this.#flushing;
-      if (this.#transitions.length > 0 || this.#logs.length > 0) await this.#flush();
+    while (this.#scheduled || this.#inFlight.size > 0 || this.#transitions.length > 0 || this.#logs.length > 0) {
+      if (this.#inFlight.size > 0) await Promise.race(this.#inFlight.keys());
+      else if (this.#scheduled) await new Promise((resolve) => setImmediate(resolve));
+      else this.#start();
     }
-    await this.#flushing;
   }
 
   #schedule(): void {
     if (this.#scheduled) return;
     this.#scheduled = true;
     setImmediate(() => {
-      this.#flushing = this.#flushing.then(() => this.#flush());
+      this.#scheduled = false;
+      this.#start();
     });
   }
 
-  async #flush(): Promise<void> {
-    this.#scheduled = false;
+  /** Start a batch with everything waiting, unless the batches in flight say it must wait for them. */
+  #start(): void {
+    if (this.#transitions.length === 0 && this.#logs.length === 0) return;
+    if (this.#inFlight.size >= BATCHES_IN_FLIGHT) return;
+    const ids = new Set(this.#transitions.map((p) => p.request.id));
+    for (const busy of this.#inFlight.values()) for (const id of busy) if (ids.has(id)) return;
     const transitions = this.#transitions;
     const logs = this.#logs;
     this.#transitions = [];
     this.#logs = [];
-    if (logs.length > 0) {
-      try {
-        await this.#backend.state.appendLogs(logs);
-      } catch (error) {
-        this.#onError(error);
-      }
+    const logsBefore = this.#logsWritten;
+    const logsWritten = logs.length === 0 ? logsBefore : logsBefore.then(() => this.#writeLogs(logs));
+    this.#logsWritten = logsWritten;
+    const batch: Promise<void> = logsWritten
+      .then(() => this.#writeTransitions(transitions))
+      .finally(() => {
+        this.#inFlight.delete(batch);
+        // What waited for a free place, or for this batch's invocations, can go now.
+        this.#start();
+      });
+    this.#inFlight.set(batch, ids);
+  }
+
+  async #writeLogs(logs: LogLine[]): Promise<void> {
+    try {
+      await this.#backend.state.appendLogs(logs);
+    } catch (error) {
+      this.#onError(error);
     }
+  }
+
+  async #writeTransitions(transitions: Pending[]): Promise<void> {
     if (transitions.length === 0) return;
     try {
       const applied = await this.#backend.orchestrator.transition(transitions.map((p) => p.request));

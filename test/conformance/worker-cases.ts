@@ -2,10 +2,12 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { RetryError, SerializationError, TaskFailedError } from "../../src/core/errors.js";
 import type { Backend } from "../../src/ports/backend.js";
-import { planRecovery } from "../../src/core/transition.js";
 import type { InvocationRecord } from "../../src/ports/records.js";
+import { STARTED_STATUS } from "../../src/core/status.js";
+import { planRecovery, planTransition } from "../../src/core/transition.js";
 import type { Nenc } from "../../src/runtime/app.js";
-import { eventually, newInvocation, openApp, sleep, type BackendFixture, type TestApp } from "./harness.js";
+import { WriteBatcher } from "../../src/runtime/write-batcher.js";
+import { eventually, newInvocation, openApp, remoteRunner, sleep, type BackendFixture, type TestApp } from "./harness.js";
 
 class FlakyError extends Error {
   override name = "FlakyError";
@@ -209,25 +211,91 @@ export function workerCases(fixture: BackendFixture): void {
     );
   });
 
+  describe(`${fixture.name}: write batches`, () => {
+    /** An invocation claimed to start by a runner of its own, and a batcher writing for it. */
+    async function started(backend: Backend) {
+      const runnerId = `batcher-${Math.random().toString(36).slice(2, 8)}`;
+      await backend.orchestrator.registerRunner(remoteRunner(runnerId), Date.now());
+      const inv = newInvocation("add", [1, 2]);
+      await backend.orchestrator.register([inv]);
+      const [claimed] = await backend.broker.claim(runnerId, 1, Date.now(), { start: true });
+      assert.equal(claimed?.id, inv.id);
+      const errors: unknown[] = [];
+      const batcher = new WriteBatcher(backend, (error) => errors.push(error));
+      const state = { id: inv.id, status: STARTED_STATUS, attempt: claimed.attempt, owner: runnerId };
+      return { runnerId, inv, batcher, state, errors };
+    }
+    const nextTick = () => new Promise((resolve) => setImmediate(resolve));
+
+    it("applies one invocation's steps in the order they were made, though each went in a batch of its own", async () => {
+      const { app, backend } = await openApp(fixture);
+      try {
+        const { runnerId, inv, batcher, state } = await started(backend);
+        const [killed, rerouted] = [
+          planTransition(state, "KILLED", { by: runnerId, at: Date.now() }),
+          planTransition({ ...state, status: "KILLED" }, "REROUTED", { by: runnerId, at: Date.now() }),
+        ];
+        // Two ticks, two batches; the second may start while the first is in flight.
+        const first = batcher.transition(killed);
+        await nextTick();
+        const second = batcher.transition(rerouted);
+        assert.deepEqual(await Promise.all([first, second]), [true, true]);
+        await batcher.drain();
+        assert.equal((await backend.state.get(inv.id))?.status, "REROUTED");
+      } finally {
+        await app.close();
+      }
+    });
+
+    it("stores an invocation's log lines before its final status, though they went in an earlier batch", async () => {
+      const { app, backend } = await openApp(fixture);
+      try {
+        const { runnerId, inv, batcher, state, errors } = await started(backend);
+        const line = {
+          invocationId: inv.id,
+          attempt: state.attempt,
+          runnerId,
+          at: Date.now(),
+          level: "info" as const,
+          message: "last words",
+        };
+        batcher.log(line);
+        await nextTick();
+        const done = batcher.transition(planTransition(state, "SUCCESS", { by: runnerId, at: Date.now(), result: "3" }));
+        assert.equal(await done, true);
+        await batcher.drain();
+        assert.deepEqual(errors, []);
+        assert.deepEqual(
+          (await backend.state.logs(inv.id)).map((l) => l.message),
+          ["last words"],
+        );
+        assert.equal((await backend.state.get(inv.id))?.status, "SUCCESS");
+      } finally {
+        await app.close();
+      }
+    });
+  });
+
   describe(`${fixture.name}: claiming ahead`, () => {
     const statuses = (invs: { status(): Promise<string> }[]) => Promise.all(invs.map((inv) => inv.status()));
     const count = (list: string[], status: string) => list.filter((s) => s === status).length;
 
-    it("claims one batch ahead while tasks are short, and only free slots once a task was long", async () => {
+    it("claims batches ahead while tasks are short, and only free slots once a task was long", async () => {
       const { app } = await openApp(fixture);
       const { add, sleepy } = defineTasks(app);
       try {
         await app.startWorker({ concurrency: 2, heartbeat: "inline" });
         for (let i = 0; i < 20; i++) assert.equal(await (await add.invoke(i, 1)).result(), i + 1);
-        const long = await sleepy.parallelize([[400], [400], [400], [400], [400]]);
-        // Short bodies so far: two run, two more are claimed ahead (RUNNING, waiting for a slot).
-        await eventually(async () => count(await statuses(long), "RUNNING") === 4, "two running and two claimed ahead");
-        assert.equal(count(await statuses(long), "REGISTERED"), 1);
-        // The first two bodies were long: the two claimed ahead take the slots, and nothing more is
-        // claimed until a slot is free.
+        const long = await sleepy.parallelize(Array.from({ length: 25 }, () => [150] as [number]));
+        // Short bodies so far: two run, and ten batches of two are claimed ahead (the most it holds:
+        // RUNNING, waiting for a slot); the last three stay in the queue.
+        await eventually(async () => count(await statuses(long), "RUNNING") === 22, "two running and twenty claimed ahead");
+        assert.equal(count(await statuses(long), "REGISTERED"), 3);
+        // The first two bodies were long: those claimed ahead take the slots, and nothing more is
+        // claimed until a slot is free with none held for it.
         await eventually(async () => count(await statuses(long), "SUCCESS") === 2, "the first two to finish");
         const now = await statuses(long);
-        assert.deepEqual([count(now, "RUNNING"), count(now, "REGISTERED")], [2, 1], "no claim ahead once bodies are long");
+        assert.deepEqual([count(now, "RUNNING"), count(now, "REGISTERED")], [20, 3], "no claim ahead once bodies are long");
         for (const inv of long) assert.equal(await inv.result({ timeoutMs: 20_000 }), "slept");
       } finally {
         await app.close();
@@ -241,10 +309,10 @@ export function workerCases(fixture: BackendFixture): void {
         const worker = await app.startWorker({ concurrency: 1, heartbeat: "inline" });
         for (let i = 0; i < 10; i++) await (await add.invoke(i, 1)).result();
         const long = await sleepy.parallelize([[300], [300], [300]]);
-        await eventually(async () => count(await statuses(long), "RUNNING") === 2, "one running and one claimed ahead");
+        await eventually(async () => count(await statuses(long), "RUNNING") === 3, "one running and two claimed ahead");
         await worker.stop();
-        assert.deepEqual((await statuses(long)).sort(), ["REGISTERED", "REROUTED", "REROUTED"]);
-        for (const inv of long.filter((_, i) => i < 2)) {
+        assert.deepEqual(await statuses(long), ["REROUTED", "REROUTED", "REROUTED"]);
+        for (const inv of long) {
           assert.deepEqual(
             (await inv.history()).map((h) => h.status),
             ["REGISTERED", "PENDING", "RUNNING", "KILLED", "REROUTED"],

@@ -10,10 +10,6 @@ import type { PostgresSession } from "./postgres-session.js";
 /** The status an invocation enters when it is created (it is claimable from then on). */
 const REGISTERED = "REGISTERED";
 
-/** Sends the app's NOTIFY once if `source` has any row; a column of the statement's result. */
-const notifyIfAny = (source: string, channelParam: string) =>
-  `(SELECT count(*) FROM (SELECT pg_notify(${channelParam}, '') FROM ${source} LIMIT 1) notified) AS notified`;
-
 const REGISTER = {
   name: "nenc_register",
   text: `
@@ -21,14 +17,14 @@ const REGISTER = {
       INSERT INTO nenc.invocations (app_id, id, task_id, call_id, args, status, parent_id, created_at, updated_at,
                                     ready_at, seq, created_seq, history)
       SELECT $1, n.id, n.task_id, n.call_id, n.args, $9::text, n.parent_id, n.created_at, n.created_at, n.ready_at, n.s, n.s,
-             $11::text || n.created_at || ',0,null]'
+             $10::text || n.created_at || ',0,null]'
       FROM (SELECT r.*, nextval('nenc.seq') AS s
             FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[])
                  WITH ORDINALITY AS r(id, task_id, call_id, args, parent_id, created_at, ready_at, ord)
             ORDER BY r.ord) n
       RETURNING 1
     )
-    SELECT ${notifyIfAny("created", "$10")}`,
+    SELECT count(*) AS n FROM created`,
 };
 
 /**
@@ -37,8 +33,9 @@ const REGISTER = {
  * it expects; the new values were all computed in core. Queued targets draw a new queue position;
  * other targets keep theirs (see the claim), so that only a queued or a final target changes an
  * indexed column.
- * Only new work (a queued status) and an outcome (a final one) wake the app's listeners: no runner
- * or waiter acts on the steps between, and every NOTIFY costs each listening process a round of work.
+ * Only new work (a queued status) and an outcome (a final one) wake the app's listeners (after the
+ * commit, see PostgresConnection.wake): no runner or waiter acts on the steps between, and every
+ * NOTIFY costs each listening process a round of work.
  */
 const TRANSITION = {
   name: "nenc_transition",
@@ -46,7 +43,7 @@ const TRANSITION = {
     WITH request AS (
       SELECT * FROM unnest($2::text[], $3::text[], $4::integer[], $5::boolean[], $6::text[], $7::text[], $8::text[],
                            $9::integer[], $10::bigint[], $11::bigint[], $12::text[], $13::text[], $14::text[],
-                           $15::integer[], $16::boolean[], $18::boolean[])
+                           $15::integer[], $16::boolean[], $17::boolean[])
         WITH ORDINALITY AS r(id, expect_status, expect_attempt, check_owner, expect_owner, to_status, owner,
                              attempt, ready_at, at, entry, result, error, retries, queued, final, ord)
     ), applied AS (
@@ -61,7 +58,7 @@ const TRANSITION = {
         AND (NOT r.check_owner OR i.owner IS NOT DISTINCT FROM r.expect_owner)
       RETURNING r.ord, r.queued OR r.final AS wake
     )
-    SELECT ARRAY(SELECT ord FROM applied) AS applied, ${notifyIfAny("(SELECT 1 FROM applied WHERE wake) woken", "$17")}`,
+    SELECT ARRAY(SELECT ord FROM applied) AS applied, EXISTS (SELECT 1 FROM applied WHERE wake) AS wake`,
 };
 
 const REGISTER_RUNNER = `
@@ -101,6 +98,11 @@ const ACQUIRE_LEASE = `
   WHERE l.holder = $3 OR l.holder = $6::text OR l.expires_at <= $4::bigint
   RETURNING 1`;
 
+interface TransitionRow {
+  applied: number[];
+  wake: boolean;
+}
+
 interface RunnerRow {
   id: string;
   kind: string;
@@ -139,9 +141,9 @@ export class PostgresOrchestrator implements Orchestrator {
         column("createdAt"),
         column("readyAt"),
         REGISTERED,
-        this.#db.channel,
         firstEntryHead(REGISTERED),
       ]);
+      this.#db.wake();
     } catch (error) {
       if ((error as { code?: string }).code === "23505") {
         const id = /\(app_id, id\)=\([^,]*, ([^)]*)\)/.exec((error as { detail?: string }).detail ?? "")?.[1] ?? "(one of the batch)";
@@ -154,20 +156,21 @@ export class PostgresOrchestrator implements Orchestrator {
   async transition(requests: readonly TransitionRequest[]): Promise<boolean[]> {
     if (requests.length === 0) return [];
     const rounds = inRounds(requests);
+    const applied = new Array<boolean>(requests.length).fill(false);
+    let wake = false;
     if (rounds.length === 1) {
-      const applied = new Array<boolean>(requests.length).fill(false);
-      this.#mark(applied, rounds[0]!, await this.#db.query<{ applied: number[] }>(TRANSITION, this.#values(requests, rounds[0]!)));
-      return applied;
+      wake = this.#mark(applied, rounds[0]!, await this.#db.query<TransitionRow>(TRANSITION, this.#values(requests, rounds[0]!)));
+    } else {
+      // Several requests on one invocation (a chain such as KILLED then REROUTED): one round per
+      // position in the chains, in order, in one transaction, so each sees the previous ones.
+      await this.#db.transaction(async (query) => {
+        for (const round of rounds) {
+          if (this.#mark(applied, round, await query<TransitionRow>(TRANSITION, this.#values(requests, round)))) wake = true;
+        }
+      });
     }
-    // Several requests on one invocation (a chain such as KILLED then REROUTED): one round per
-    // position in the chains, in order, in one transaction, so each sees the previous ones.
-    return this.#db.transaction(async (query) => {
-      const applied = new Array<boolean>(requests.length).fill(false);
-      for (const round of rounds) {
-        this.#mark(applied, round, await query<{ applied: number[] }>(TRANSITION, this.#values(requests, round)));
-      }
-      return applied;
-    });
+    if (wake) this.#db.wake();
+    return applied;
   }
 
   #values(requests: readonly TransitionRequest[], round: readonly number[]): unknown[] {
@@ -190,13 +193,14 @@ export class PostgresOrchestrator implements Orchestrator {
       column((r) => r.error ?? null),
       column((r) => r.retries ?? null),
       column((r) => STATUS_TABLE[r.to].claimable === true),
-      this.#db.channel,
       column((r) => isFinal(r.to)),
     ];
   }
 
-  #mark(applied: boolean[], round: readonly number[], rows: { applied: number[] }[]): void {
+  /** Marks the requests of `round` that applied; true if one of them calls for a wake-up. */
+  #mark(applied: boolean[], round: readonly number[], rows: TransitionRow[]): boolean {
     for (const ord of rows[0]?.applied ?? []) applied[round[ord - 1]!] = true;
+    return rows[0]?.wake === true;
   }
 
   /**
