@@ -14,6 +14,7 @@
 import { execFileSync } from "node:child_process";
 import { cpus } from "node:os";
 import { withUser } from "./peers/postgres-url.js";
+import { NOOP_REPORT_EVERY } from "./peers/report.js";
 import type { RunSettings } from "./peers/system.js";
 import { ALL, createSystem, isSystemName } from "./peers/systems.js";
 import { cpuSeconds, cpuSecondsNamed, fmt, median, pidsNamed, sleep } from "./support.js";
@@ -56,20 +57,19 @@ try {
       const worker = system.startWorker();
       await worker.ready;
       if (pin) taskset(pin === "same" ? "1" : "2", worker.pid);
-      // From the first completion seen to the last, polled every 25 ms (as bench:peers does early on).
-      let started: { at: number; worker: number; server: number } | undefined;
-      for (;;) {
-        const done = await system.completedJobs();
-        if (done > 0 && !started) started = { at: performance.now(), worker: cpuSeconds(worker.pid), server: serverCpuSeconds() };
-        if (done >= tasks) break;
-        await sleep(25);
-      }
-      const seconds = (performance.now() - started!.at) / 1000;
+      // From the first no-op's start (the worker says when, and every NOOP_REPORT_EVERY after) to
+      // the last completion the system records: asked every 2 ms once the worker has run them all,
+      // and not before, since the count is load on the server being measured.
+      while (worker.firstNoopAt === undefined && worker.child.exitCode === null) await sleep(1);
+      const started = { at: performance.now(), worker: cpuSeconds(worker.pid), server: serverCpuSeconds() };
+      await worker.untilNoops(Math.floor(tasks / NOOP_REPORT_EVERY) * NOOP_REPORT_EVERY, Date.now() + 180_000);
+      while ((await system.completedJobs()) < tasks) await sleep(2);
+      const seconds = (performance.now() - started.at) / 1000;
       const perJob = (s: number) => (s * 1e6) / tasks;
       const result = {
         perS: tasks / seconds,
-        workerUs: perJob(cpuSeconds(worker.pid) - started!.worker),
-        serverUs: perJob(serverCpuSeconds() - started!.server),
+        workerUs: perJob(cpuSeconds(worker.pid) - started.worker),
+        serverUs: perJob(serverCpuSeconds() - started.server),
       };
       results.push(result);
       console.log(

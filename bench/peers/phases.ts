@@ -1,5 +1,5 @@
 import { cpuSeconds, percentile, sleep } from "../support.js";
-import { epochMs } from "./report.js";
+import { epochMs, NOOP_REPORT_EVERY } from "./report.js";
 import type { BenchSystem } from "./system.js";
 import type { WorkerChild } from "./worker-child.js";
 
@@ -44,7 +44,7 @@ export async function measureThroughput(system: BenchSystem, options: PhaseOptio
   const worker = await started(system.startWorker());
   try {
     const cpuAtReady = cpuSeconds(worker.pid);
-    const drainEnd = await waitForCompleted(system, before + tasks);
+    const drainEnd = await waitForCompleted(system, before + tasks, worker, tasks);
     if (worker.firstNoopAt === undefined) await sleep(200);
     const drainStart = worker.firstNoopAt;
     if (drainStart === undefined) throw new Error(`the worker never reported its first job:\n${worker.output}`);
@@ -54,7 +54,7 @@ export async function measureThroughput(system: BenchSystem, options: PhaseOptio
     const base = await system.completedJobs();
     const overlapStarted = epochMs();
     await enqueueInChunks(system, base, options);
-    const overlapPerS = tasks / (((await waitForCompleted(system, base + tasks)) - overlapStarted) / 1000);
+    const overlapPerS = tasks / (((await waitForCompleted(system, base + tasks, worker, 2 * tasks)) - overlapStarted) / 1000);
     const workerCpuMsPer1000 = ((cpuSeconds(worker.pid) - cpuAtReady) * 1000) / ((2 * tasks) / 1000);
     log(`overlap ${Math.round(overlapPerS)}/s; worker CPU ${workerCpuMsPer1000.toFixed(0)} ms per 1,000 jobs`);
 
@@ -93,20 +93,26 @@ async function started(worker: WorkerChild): Promise<WorkerChild> {
 }
 
 /**
- * Epoch ms at which the system first reports `target` completed jobs. Polled from the driver; slowly
- * while far off (the poll is load on the same server), every few ms near the end.
+ * Epoch ms at which the system first reports `target` completed jobs. The driver first waits,
+ * without a query, until the worker says it has run `workerNoops` no-ops (to the last report
+ * before that), then asks the system every 2 ms: the poll is load on the server being measured,
+ * and a count can cost some systems milliseconds of server time.
  */
-async function waitForCompleted(system: BenchSystem, target: number, timeoutMs = 180_000): Promise<number> {
+async function waitForCompleted(
+  system: BenchSystem,
+  target: number,
+  worker: WorkerChild,
+  workerNoops: number,
+  timeoutMs = 180_000,
+): Promise<number> {
   const deadline = Date.now() + timeoutMs;
-  let last: { done: number; at: number } | undefined;
+  await worker.untilNoops(Math.floor(workerNoops / NOOP_REPORT_EVERY) * NOOP_REPORT_EVERY, deadline);
   for (;;) {
     const done = await system.completedJobs();
     const now = epochMs();
     if (done >= target) return now;
     if (Date.now() > deadline) throw new Error(`only ${done} of ${target} jobs completed within ${timeoutMs / 1000} s`);
-    const perMs = last && done > last.done ? (done - last.done) / (now - last.at) : 0;
-    last = { done, at: now };
-    await sleep(perMs > 0 && (target - done) / perMs < 150 ? 2 : 25);
+    await sleep(2);
   }
 }
 

@@ -2,6 +2,7 @@
  * What a worker process tells the bench driver, one line on stdout each:
  *   bench ready              the worker is up and taking jobs
  *   bench first <ms>         the first no-op job of this process started
+ *   bench noops <n>          n no-op jobs of this process have run (every NOOP_REPORT_EVERY)
  *   bench start <key> <ms>   a probe or hold job started (its key names it)
  * Times are epoch milliseconds with sub-millisecond precision, read inside the job, so every
  * system is timed the same way whatever it records itself.
@@ -12,13 +13,19 @@ export function reportReady(): void {
   process.stdout.write("bench ready\n");
 }
 
-let firstSeen = false;
+/**
+ * How often a worker reports its count of no-ops run. The driver waits for these before it asks the
+ * system how many it has recorded, so that its polling does not load the server being measured.
+ */
+export const NOOP_REPORT_EVERY = 100;
 
-/** Called by every no-op job; only the first one of the process says so. */
+let noops = 0;
+
+/** Called by every no-op job: the first one of the process says so, and every NOOP_REPORT_EVERY-th. */
 export function noteNoop(): void {
-  if (firstSeen) return;
-  firstSeen = true;
-  process.stdout.write(`bench first ${epochMs()}\n`);
+  noops++;
+  if (noops === 1) process.stdout.write(`bench first ${epochMs()}\n`);
+  if (noops % NOOP_REPORT_EVERY === 0) process.stdout.write(`bench noops ${noops}\n`);
 }
 
 export function reportStart(key: string): void {

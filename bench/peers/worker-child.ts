@@ -10,6 +10,9 @@ export class WorkerChild {
   readonly ready: Promise<void>;
   readonly exited: Promise<void>;
   firstNoopAt: number | undefined;
+  /** No-op jobs run here, as last reported (a multiple of NOOP_REPORT_EVERY). */
+  noops = 0;
+  #noopWaiters: (() => void)[] = [];
   readonly #starts = new Map<string, number>();
   readonly #waiters = new Map<string, () => void>();
   #output = "";
@@ -67,6 +70,22 @@ export class WorkerChild {
     return this.#starts.get(key);
   }
 
+  /**
+   * Resolves once this worker reported at least `count` no-ops run (or at `deadline`, epoch ms, or
+   * when it exits): without any query to the system.
+   */
+  async untilNoops(count: number, deadline: number): Promise<void> {
+    while (this.noops < count && Date.now() < deadline && this.child.exitCode === null && this.child.signalCode === null) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, Math.min(100, Math.max(0, deadline - Date.now())));
+        this.#noopWaiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+  }
+
   hasStarted(key: string): boolean {
     return this.#starts.has(key);
   }
@@ -81,6 +100,10 @@ export class WorkerChild {
     const [tag, kind, a, b] = line.split(" ");
     if (tag !== "bench") return;
     if (kind === "first" && a !== undefined) this.firstNoopAt ??= Number(a);
+    if (kind === "noops" && a !== undefined) {
+      this.noops = Math.max(this.noops, Number(a));
+      for (const wake of this.#noopWaiters.splice(0)) wake();
+    }
     if (kind === "start" && a !== undefined && b !== undefined && !this.#starts.has(a)) {
       this.#starts.set(a, Number(b));
       this.#waiters.get(a)?.();
