@@ -1,10 +1,10 @@
-import { randomUUID } from "node:crypto";
 import { serialize, stableHash } from "../core/serializer.js";
 import type { ErrorClass, RetryPolicy } from "../core/retry.js";
 import type { TaskConfig } from "../core/config.js";
 import type { NewInvocation } from "../ports/records.js";
 import type { Invocation } from "./invocation.js";
 import type { Nenc } from "./app.js";
+import { newInvocationId } from "../core/ids.js";
 import { taskContext } from "./context.js";
 
 /** Options a task may set in code; each can also be set per task in the config file and environment. */
@@ -71,7 +71,7 @@ export class Task<Args extends unknown[] = unknown[], Result = unknown> {
     const encoded = args.map((arg, i) => serialize(arg, `argument ${i} of ${this.name}`));
     const now = this.#app.clock.now();
     return {
-      id: randomUUID(),
+      id: newInvocationId(now),
       taskId: this.name,
       callId: `${this.name}:${stableHash(args)}`,
       args: `[${encoded.join(",")}]`,
