@@ -8,7 +8,7 @@ import { arrayLiteral } from "../../src/backends/postgres/postgres-arrays.js";
 import { CLAIM } from "../../src/backends/postgres/postgres-broker.js";
 import { PostgresConnection } from "../../src/backends/postgres/postgres-connection.js";
 import { MIGRATIONS } from "../../src/backends/postgres/postgres-migrations.js";
-import { historyHead, historyTail } from "../../src/backends/postgres/postgres-history.js";
+import { historyEntryElement, historyHead, historyTail } from "../../src/backends/postgres/postgres-history.js";
 import { CLAIMABLE_STATUSES, CLAIMED_STATUS, STARTED_STATUS } from "../../src/core/status.js";
 import { planTransition } from "../../src/core/transition.js";
 import { runConformance } from "../conformance/suite.js";
@@ -85,6 +85,23 @@ describe("postgres: array parameters", () => {
       assert.deepEqual(row?.numbers, ["0", "-7", "1764352800123", String(2 ** 53 - 1)]);
       assert.deepEqual(row?.flags, [true, false]);
       assert.throws(() => arrayLiteral([Number.NaN]), /cannot send NaN in an array parameter/);
+    } finally {
+      await db.close();
+    }
+  });
+
+  it("carry history entries as the JSON they stand for, whatever the runner id holds", async () => {
+    const db = await PostgresConnection.open({ url, appId: "arrays" });
+    await db.ready();
+    try {
+      const runners = ["vm-1-abc", 'a "quoted" one', "back\\slash", "ünïcødé ✓", null];
+      const elements = runners.map((runner, i) => historyEntryElement("SUCCESS", 1764352800123 + i, i, runner));
+      const [row] = await db.query<{ entries: string[] }>("SELECT $1::text[] AS entries", [`{${elements.join(",")}}`]);
+      assert.deepEqual(
+        row?.entries.map((entry) => JSON.parse(entry.slice(1)) as unknown),
+        runners.map((runner, i) => ["SUCCESS", 1764352800123 + i, i, runner]),
+      );
+      assert.ok(row?.entries.every((entry) => entry.startsWith(",[")));
     } finally {
       await db.close();
     }

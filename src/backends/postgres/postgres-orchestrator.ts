@@ -3,8 +3,8 @@ import type { TransitionRequest } from "../../core/transition.js";
 import type { Orchestrator } from "../../ports/backend.js";
 import type { NewInvocation, RunnerInfo, RunnerRecord } from "../../ports/records.js";
 import type { PostgresConnection } from "./postgres-connection.js";
-import { arrayLiteral } from "./postgres-arrays.js";
-import { firstEntryHead, historyEntry } from "./postgres-history.js";
+import { ArrayColumns, arrayLiteral, element, numberElement, quoted } from "./postgres-arrays.js";
+import { firstEntryHead, historyEntryElement } from "./postgres-history.js";
 import type { PostgresSession } from "./postgres-session.js";
 
 /** The status an invocation enters when it is created (it is claimable from then on). */
@@ -173,28 +173,29 @@ export class PostgresOrchestrator implements Orchestrator {
     return applied;
   }
 
+  /** The statement's parameters for the requests of `round`: $1 and one array per column. */
   #values(requests: readonly TransitionRequest[], round: readonly number[]): unknown[] {
-    const picked = round.map((i) => requests[i]!);
-    const column = (get: (r: TransitionRequest) => string | number | boolean | null | undefined) => arrayLiteral(picked.map(get));
-    return [
-      this.#db.appId,
-      column((r) => r.id),
-      column((r) => r.expect.status),
-      column((r) => r.expect.attempt),
-      column((r) => r.expect.owner !== undefined),
-      column((r) => r.expect.owner ?? null),
-      column((r) => r.to),
-      column((r) => r.owner),
-      column((r) => r.attempt),
-      column((r) => r.readyAt),
-      column((r) => r.at),
-      column((r) => historyEntry(r.to, r.at, r.attempt, r.by)),
-      column((r) => r.result ?? null),
-      column((r) => r.error ?? null),
-      column((r) => r.retries ?? null),
-      column((r) => STATUS_TABLE[r.to].claimable === true),
-      column((r) => isFinal(r.to)),
-    ];
+    const columns = new ArrayColumns(16, round.length);
+    for (let row = 0; row < round.length; row++) {
+      const r = requests[round[row]!]!;
+      columns.set(0, row, quoted(r.id));
+      columns.set(1, row, quoted(r.expect.status));
+      columns.set(2, row, numberElement(r.expect.attempt));
+      columns.set(3, row, r.expect.owner !== undefined ? "t" : "f");
+      columns.set(4, row, element(r.expect.owner));
+      columns.set(5, row, quoted(r.to));
+      columns.set(6, row, element(r.owner));
+      columns.set(7, row, numberElement(r.attempt));
+      columns.set(8, row, element(r.readyAt));
+      columns.set(9, row, numberElement(r.at));
+      columns.set(10, row, historyEntryElement(r.to, r.at, r.attempt, r.by));
+      columns.set(11, row, element(r.result));
+      columns.set(12, row, element(r.error));
+      columns.set(13, row, element(r.retries));
+      columns.set(14, row, STATUS_TABLE[r.to].claimable === true ? "t" : "f");
+      columns.set(15, row, isFinal(r.to) ? "t" : "f");
+    }
+    return [this.#db.appId, ...columns.literals()];
   }
 
   /** Marks the requests of `round` that applied; true if one of them calls for a wake-up. */
