@@ -15,7 +15,7 @@ export function arrayLiteral(values: readonly Element[]): string {
 }
 
 /** One element of an array literal. */
-export function element(value: Element): string {
+function element(value: Element): string {
   if (value === null || value === undefined) return "NULL";
   if (typeof value === "string") return quoted(value);
   if (typeof value === "number") return numberElement(value);
@@ -23,7 +23,7 @@ export function element(value: Element): string {
 }
 
 /** A string element, quoted; escaped only where it holds a quote or a backslash. */
-export function quoted(text: string): string {
+function quoted(text: string): string {
   return text.indexOf('"') === -1 && text.indexOf("\\") === -1 ? `"${text}"` : `"${escapedText(text)}"`;
 }
 
@@ -32,29 +32,7 @@ export function escapedText(text: string): string {
   return text.replace(/["\\]/g, "\\$&");
 }
 
-export function numberElement(value: number): string {
+function numberElement(value: number): string {
   if (!Number.isFinite(value)) throw new TypeError(`cannot send ${value} in an array parameter`);
   return String(value);
-}
-
-/**
- * Array parameters built row by row: `columns` arrays of elements, each element already written
- * by the caller (with the functions above), joined once at the end. A batch of requests fills
- * every column in one pass, instead of one pass (and one array of values) per column.
- */
-export class ArrayColumns {
-  readonly #columns: string[][];
-
-  constructor(columns: number, rows: number) {
-    this.#columns = Array.from({ length: columns }, () => new Array<string>(rows));
-  }
-
-  set(column: number, row: number, text: string): void {
-    this.#columns[column]![row] = text;
-  }
-
-  /** The array literals, in column order. */
-  literals(): string[] {
-    return this.#columns.map((elements) => `{${elements.join(",")}}`);
-  }
 }

@@ -6,7 +6,12 @@ import { escapedText } from "./postgres-arrays.js";
  * server with json_build_array cost a measurable share of a claim's and a transition's time there.
  */
 
-/** A whole entry, with its leading comma, as an element of an array literal (quoted and escaped). */
+/** A whole entry, with its leading comma. */
+export function historyEntry(status: string, at: number, attempt: number, runnerId: string | null): string {
+  return `${historyHead(status, at)}${attempt}${historyTail(runnerId)}`;
+}
+
+/** The same as an element of an array literal (quoted and escaped). */
 export function historyEntryElement(status: string, at: number, attempt: number, runnerId: string | null): string {
   return `",[${escapedJson(status)},${at},${attempt},${runnerId === null ? "null" : escapedJson(runnerId)}]"`;
 }

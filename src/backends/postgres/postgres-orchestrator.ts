@@ -3,8 +3,8 @@ import type { TransitionRequest } from "../../core/transition.js";
 import type { Orchestrator } from "../../ports/backend.js";
 import type { NewInvocation, RunnerInfo, RunnerRecord } from "../../ports/records.js";
 import type { PostgresConnection } from "./postgres-connection.js";
-import { ArrayColumns, arrayLiteral, element, numberElement, quoted } from "./postgres-arrays.js";
-import { firstEntryHead, historyEntryElement } from "./postgres-history.js";
+import { arrayLiteral } from "./postgres-arrays.js";
+import { firstEntryHead, historyEntry, historyEntryElement } from "./postgres-history.js";
 import type { PostgresSession } from "./postgres-session.js";
 
 /** The status an invocation enters when it is created (it is claimable from then on). */
@@ -27,6 +27,53 @@ const REGISTER = {
     SELECT count(*) AS n FROM created`,
 };
 
+/** An element of an array parameter, or a value sent once. */
+type Value = string | number | boolean | null | undefined;
+
+/**
+ * The columns of a transition batch, in parameter order. Each is sent as an array with an element
+ * per request, or, when every request of the batch has the same value (a worker's final writes
+ * share their expected status, owner, target, time...), as that value once, in a parameter of its
+ * own, with an empty array in its place: the statement reads COALESCE(element, value). The ids
+ * always go as an array (one request per invocation in a statement).
+ */
+interface TransitionColumn {
+  readonly name: string;
+  readonly type: "text" | "integer" | "bigint" | "boolean";
+  /** The request's value; equal values (===) across a batch are sent once. */
+  readonly value: (r: TransitionRequest) => Value;
+  /** The value as sent once, when it is not `value` (which is then an array element already). */
+  readonly single?: (r: TransitionRequest) => Value;
+}
+
+const TRANSITION_COLUMNS: readonly TransitionColumn[] = [
+  { name: "id", type: "text", value: (r) => r.id },
+  { name: "expect_status", type: "text", value: (r) => r.expect.status },
+  { name: "expect_attempt", type: "integer", value: (r) => r.expect.attempt },
+  { name: "check_owner", type: "boolean", value: (r) => r.expect.owner !== undefined },
+  { name: "expect_owner", type: "text", value: (r) => r.expect.owner ?? null },
+  { name: "to_status", type: "text", value: (r) => r.to },
+  { name: "owner", type: "text", value: (r) => r.owner },
+  { name: "attempt", type: "integer", value: (r) => r.attempt },
+  { name: "ready_at", type: "bigint", value: (r) => r.readyAt },
+  { name: "at", type: "bigint", value: (r) => r.at },
+  {
+    name: "entry",
+    type: "text",
+    value: (r) => historyEntryElement(r.to, r.at, r.attempt, r.by),
+    single: (r) => historyEntry(r.to, r.at, r.attempt, r.by),
+  },
+  { name: "result", type: "text", value: (r) => r.result ?? null },
+  { name: "error", type: "text", value: (r) => r.error ?? null },
+  { name: "retries", type: "integer", value: (r) => r.retries ?? null },
+  { name: "queued", type: "boolean", value: (r) => STATUS_TABLE[r.to].claimable === true },
+  { name: "final", type: "boolean", value: (r) => isFinal(r.to) },
+];
+
+/** $2.. the arrays, then the values sent once (every column but the ids). */
+const arrayParam = (i: number) => `$${2 + i}::${TRANSITION_COLUMNS[i]!.type}[]`;
+const singleParam = (i: number) => `$${1 + TRANSITION_COLUMNS.length + i}::${TRANSITION_COLUMNS[i]!.type}`;
+
 /**
  * Compare-and-set of a batch of requests, none two on the same invocation: one statement. Each
  * request applies only where the stored status, attempt (and owner, when it is checked) are what
@@ -41,11 +88,11 @@ const TRANSITION = {
   name: "nenc_transition",
   text: `
     WITH request AS (
-      SELECT * FROM unnest($2::text[], $3::text[], $4::integer[], $5::boolean[], $6::text[], $7::text[], $8::text[],
-                           $9::integer[], $10::bigint[], $11::bigint[], $12::text[], $13::text[], $14::text[],
-                           $15::integer[], $16::boolean[], $17::boolean[])
-        WITH ORDINALITY AS r(id, expect_status, expect_attempt, check_owner, expect_owner, to_status, owner,
-                             attempt, ready_at, at, entry, result, error, retries, queued, final, ord)
+      SELECT r.ord, r.id, ${TRANSITION_COLUMNS.slice(1)
+        .map((c, i) => `COALESCE(r.${c.name}, ${singleParam(i + 1)}) AS ${c.name}`)
+        .join(", ")}
+      FROM unnest(${TRANSITION_COLUMNS.map((_, i) => arrayParam(i)).join(", ")})
+        WITH ORDINALITY AS r(${TRANSITION_COLUMNS.map((c) => c.name).join(", ")}, ord)
     ), applied AS (
       UPDATE nenc.invocations i SET
         status = r.to_status, owner = r.owner, attempt = r.attempt, updated_at = r.at, final = r.final,
@@ -173,29 +220,24 @@ export class PostgresOrchestrator implements Orchestrator {
     return applied;
   }
 
-  /** The statement's parameters for the requests of `round`: $1 and one array per column. */
+  /** The statement's parameters for the requests of `round`: $1, an array per column, a value per column sent once. */
   #values(requests: readonly TransitionRequest[], round: readonly number[]): unknown[] {
-    const columns = new ArrayColumns(16, round.length);
-    for (let row = 0; row < round.length; row++) {
-      const r = requests[round[row]!]!;
-      columns.set(0, row, quoted(r.id));
-      columns.set(1, row, quoted(r.expect.status));
-      columns.set(2, row, numberElement(r.expect.attempt));
-      columns.set(3, row, r.expect.owner !== undefined ? "t" : "f");
-      columns.set(4, row, element(r.expect.owner));
-      columns.set(5, row, quoted(r.to));
-      columns.set(6, row, element(r.owner));
-      columns.set(7, row, numberElement(r.attempt));
-      columns.set(8, row, element(r.readyAt));
-      columns.set(9, row, numberElement(r.at));
-      columns.set(10, row, historyEntryElement(r.to, r.at, r.attempt, r.by));
-      columns.set(11, row, element(r.result));
-      columns.set(12, row, element(r.error));
-      columns.set(13, row, element(r.retries));
-      columns.set(14, row, STATUS_TABLE[r.to].claimable === true ? "t" : "f");
-      columns.set(15, row, isFinal(r.to) ? "t" : "f");
-    }
-    return [this.#db.appId, ...columns.literals()];
+    const rows = round.map((i) => requests[i]!);
+    const arrays: string[] = [];
+    const singles: Value[] = [];
+    TRANSITION_COLUMNS.forEach((column, c) => {
+      const values = rows.map(column.value);
+      const first = values[0];
+      if (c > 0 && values.every((value) => value === first)) {
+        arrays.push("{}");
+        singles.push(column.single ? column.single(rows[0]!) : first);
+        return;
+      }
+      // The history entry's value is its element already.
+      arrays.push(column.single ? `{${values.join(",")}}` : arrayLiteral(values));
+      if (c > 0) singles.push(null);
+    });
+    return [this.#db.appId, ...arrays, ...singles];
   }
 
   /** Marks the requests of `round` that applied; true if one of them calls for a wake-up. */
