@@ -92,7 +92,11 @@ export const APP_KEYS = {
   recoveryIntervalMs: spec(750, int(20), "how often the recoverer looks for dead runners"),
   recoveryLeaseMs: spec(3000, int(100), "how long the recoverer's lease lasts without renewal"),
   pollIntervalMs: spec(1000, int(5), "longest an idle runner waits before looking for work unprompted"),
-  parallelBatchSize: spec(100, int(1, 100_000), "invocations routed per batch by parallelize"),
+  parallelBatchSize: spec(
+    100,
+    int(1, 100_000),
+    "invocations routed per batch by parallelize (each batch stored atomically, 4 sent at once)",
+  ),
   logLevel: spec("info", oneOf("debug", "info", "warn", "error"), "lowest level app.logger records"),
   logToConsole: spec(true, bool, "also print app.logger lines to stderr"),
   ...TASK_KEYS,

@@ -55,15 +55,36 @@ export class Task<Args extends unknown[] = unknown[], Result = unknown> {
     return invocation as Invocation<Awaited<Result>>;
   }
 
-  /** Invoke once per argument list, routed in batches (`parallelBatchSize`). */
+  /**
+   * Invoke once per argument list, routed in batches (`parallelBatchSize`), each stored atomically.
+   * Up to PARALLEL_BATCHES_IN_FLIGHT batches are sent at once (a batch's round trip, and on a
+   * database its commit, would otherwise be waited for one by one). If one fails, the error is
+   * thrown once those in flight have settled; batches sent before it may have been stored.
+   */
   async parallelize(argsList: Iterable<Args>): Promise<Invocation<Awaited<Result>>[]> {
     const all = [...argsList].map((args) => this.#newInvocation(args));
     const size = this.#app.config.parallelBatchSize;
-    const out: Invocation<Awaited<Result>>[] = [];
-    for (let i = 0; i < all.length; i += size) {
-      out.push(...((await this.#app.register(all.slice(i, i + size))) as Invocation<Awaited<Result>>[]));
-    }
-    return out;
+    const batches: NewInvocation[][] = [];
+    for (let i = 0; i < all.length; i += size) batches.push(all.slice(i, i + size));
+    const stored: Invocation[][] = new Array<Invocation[]>(batches.length);
+    let next = 0;
+    let failing = false;
+    const sender = async () => {
+      while (next < batches.length && !failing) {
+        const index = next++;
+        try {
+          stored[index] = await this.#app.register(batches[index]!);
+        } catch (error) {
+          failing = true;
+          throw error;
+        }
+      }
+    };
+    const senders = Array.from({ length: Math.min(PARALLEL_BATCHES_IN_FLIGHT, batches.length) }, sender);
+    const settled = await Promise.allSettled(senders);
+    const failed = settled.find((result) => result.status === "rejected");
+    if (failed) throw failed.reason;
+    return stored.flat() as Invocation<Awaited<Result>>[];
   }
 
   #newInvocation(args: Args): NewInvocation {
@@ -81,3 +102,6 @@ export class Task<Args extends unknown[] = unknown[], Result = unknown> {
     };
   }
 }
+
+/** Batches of one parallelize() call sent at once. */
+const PARALLEL_BATCHES_IN_FLIGHT = 4;
