@@ -29,7 +29,7 @@ export interface PostgresBackendOptions {
  *   for claims or intermediate statuses would make a server crash undo a claim that a live runner
  *   already acted on, leaving the invocation owned by a runner that no longer runs it.
  * - Wake-ups: LISTEN/NOTIFY on one channel per app (postgres-listener.ts); writes that add work or
- *   record an outcome notify in the same transaction.
+ *   record an outcome notify once they have committed (PostgresConnection.wake).
  * - Death: a runner's process holds a session advisory lock on its connection; when the process
  *   dies the server drops the lock with the connection, and connectedRunners() tells recovery at
  *   once (postgres-session.ts). For a few seconds after a server start it answers null, while live
