@@ -10,15 +10,18 @@
  *   jsonb-history  the history as a jsonb array built on the server (migration 2); by default it
  *                  is text the client builds, appended (migration 3 and later)
  *   no-history     no history written at all
- *   no-in-flight   without the in-flight index (the one recovery reads)
- *   hot-claim      one index for the queue and what is in flight, which the claim leaves as it is,
- *                  so that the claim can be a HOT update; pair it with fillfactor-N
- *   fillfactor-N   the table's fillfactor (nenc's is 75)
+ *   queue-index    the layout before migration 5: the queue an index of its own (ready_at set only
+ *                  while queued, cleared by the claim) and a second index over what is in flight;
+ *                  pair it with fillfactor-75 for the schema as it was
+ *   no-in-flight   with queue-index: without the in-flight index (the one recovery reads)
+ *   fillfactor-N   the table's fillfactor (nenc's is 40 since migration 5, 75 before)
  *   queue-table    the queue in a narrow table of its own (register inserts there too, a claim deletes
  *                  from it), so that the claim's update of the invocation changes no indexed column
  *                  and can be HOT
- * Default variants: the schema as it is, jsonb-history, no-history, no-in-flight,
- * no-history+no-in-flight, hot-claim+fillfactor-30.
+ * By default (as-is) the schema as it is: one index over the invocations not final, which is the
+ * queue and what is in flight, left as it is by the claim, so that the claim is a HOT update.
+ * Default variants: as-is, the layout before migration 5, the same at fillfactor 40, jsonb-history,
+ * no-history, fillfactor-75, queue-table.
  */
 import pg from "pg";
 import { withUser } from "./peers/postgres-url.js";
@@ -34,8 +37,8 @@ const rounds = Number(option("rounds", "3"));
 const positional = argv.filter((arg, i) => !arg.startsWith("--") && !argv[i - 1]?.startsWith("--"));
 const variants = positional.length
   ? positional
-  : ["as-is", "jsonb-history", "no-history", "no-in-flight", "no-history+no-in-flight", "hot-claim+fillfactor-30", "queue-table"];
-const KNOWN = /^(as-is|jsonb-history|no-history|no-in-flight|hot-claim|queue-table|fillfactor-\d+)$/;
+  : ["as-is", "queue-index+fillfactor-75", "queue-index", "jsonb-history", "no-history", "fillfactor-75", "queue-table"];
+const KNOWN = /^(as-is|jsonb-history|no-history|no-in-flight|queue-index|queue-table|fillfactor-\d+)$/;
 const url = withUser(process.env["NENC_POSTGRES_URL"] ?? "postgres://127.0.0.1:5432/test");
 const BATCH = 50;
 /** nenc's session settings (postgres-connection.ts). */
@@ -44,7 +47,7 @@ const SESSION = "-c plan_cache_mode=force_generic_plan -c enable_bitmapscan=off 
 function statements(variant: string) {
   const has = (feature: string) => variant.split("+").includes(feature);
   for (const feature of variant.split("+")) if (!KNOWN.test(feature)) throw new Error(`unknown variant feature ${JSON.stringify(feature)}`);
-  const fillfactor = /fillfactor-(\d+)/.exec(variant)?.[1] ?? "75";
+  const fillfactor = /fillfactor-(\d+)/.exec(variant)?.[1] ?? "40";
   const jsonb = has("jsonb-history");
   // An entry [status, at, attempt, runner]: as text, joined from pieces the client sends, as nenc's
   // statements do (postgres-history.ts); as jsonb, built on the server as migration 2 did.
@@ -54,7 +57,10 @@ function statements(variant: string) {
       : `',["${status}",' || $3::bigint || ',' || ${attempt} || ',"r"]'`;
   const append = (...entries: [string, string][]) =>
     has("no-history") ? "" : `, history = i.history || ${entries.map(entry).join(" || ")}`;
-  const hot = has("hot-claim");
+  const hot = !has("queue-index");
+  if (has("no-in-flight") && hot && !has("queue-table")) {
+    throw new Error("no-in-flight goes with queue-index or queue-table (as is, the queue is the in-flight index)");
+  }
   const queueTable = has("queue-table");
   const schema = `
     DROP SCHEMA IF EXISTS nenc_variants CASCADE; CREATE SCHEMA nenc_variants; CREATE SEQUENCE nenc_variants.seq;
@@ -69,7 +75,7 @@ function statements(variant: string) {
              id text COLLATE "C" NOT NULL, PRIMARY KEY (app_id, ready_at, seq));`
         : `CREATE INDEX ON nenc_variants.invocations (app_id, ready_at, seq) WHERE ${hot ? "NOT final" : "ready_at IS NOT NULL"};`
     }
-    ${has("no-in-flight") || hot ? "" : "CREATE INDEX ON nenc_variants.invocations (app_id) WHERE NOT final;"}
+    ${has("no-in-flight") || (hot && !queueTable) ? "" : "CREATE INDEX ON nenc_variants.invocations (app_id) WHERE NOT final;"}
     CREATE TABLE nenc_variants.runners (app_id text NOT NULL, id text NOT NULL, dead_at bigint, stopped_at bigint, PRIMARY KEY (app_id, id));
     INSERT INTO nenc_variants.runners VALUES ('a', 'r', NULL, NULL);`;
   const first = jsonb
