@@ -597,10 +597,11 @@ const SHORT_BODY_MS = 5;
  * At most this many batches held ahead. A drain of no-ops on PostgreSQL (40,000, concurrency 50,
  * two claims and one write batch in flight) took 2.24 s with one batch ahead, 1.82 with four,
  * 1.41 with ten and 1.35 with twenty: most of a statement's time there is its commit's WAL flush,
- * whatever its size, so fewer and larger ones go further. With two write batches in flight, 20,000
- * no-ops drained at 29.9k, 30.8k and 32.5k/s with five, ten and twenty (medians of 2).
+ * whatever its size, so fewer and larger ones go further. Twenty drained 5% faster than ten on
+ * PostgreSQL with one worker, but two SQLite workers sharing a queue drained at 31k/s against 36k
+ * (medians of 6): a worker that holds more leaves less for the others.
  */
-const MAX_BATCHES_AHEAD = 20;
+const MAX_BATCHES_AHEAD = 10;
 /** The most one claim asks for, unless the slots alone ask for more. */
 const CLAIM_LIMIT = 250;
 /** Weight of the newest body in the moving average of body times. */
