@@ -427,6 +427,33 @@ export function stateCases(fixture: BackendFixture): void {
         }
       }),
     );
+
+    it(
+      "wakes subscribers after an outcome is recorded",
+      withBackend(async (b) => {
+        await b.orchestrator.registerRunner(remoteRunner("r1"), Date.now());
+        await b.orchestrator.register([newInvocation("t")]);
+        const [claimed] = await b.broker.claim("r1", 1, Date.now(), { start: true });
+        let woken = 0;
+        const unsubscribe = b.broker.subscribe(() => woken++);
+        try {
+          // Let any wake-up of the registration pass first.
+          await new Promise((r) => setTimeout(r, 200));
+          woken = 0;
+          const done = planTransition({ id: claimed!.id, status: "RUNNING", attempt: claimed!.attempt, owner: "r1" }, "SUCCESS", {
+            by: "r1",
+            at: Date.now(),
+            result: "1",
+          });
+          assert.deepEqual(await b.orchestrator.transition([done]), [true]);
+          const deadline = Date.now() + 5000;
+          while (woken === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+          assert.ok(woken > 0, "a subscriber was woken");
+        } finally {
+          unsubscribe();
+        }
+      }),
+    );
   });
 
   describe(`${fixture.name}: claim under contention`, () => {
