@@ -14,7 +14,6 @@
 import { execFileSync } from "node:child_process";
 import { cpus } from "node:os";
 import { withUser } from "./peers/postgres-url.js";
-import { NOOP_REPORT_EVERY } from "./peers/report.js";
 import type { RunSettings } from "./peers/system.js";
 import { ALL, createSystem, isSystemName } from "./peers/systems.js";
 import { cpuSeconds, cpuSecondsNamed, fmt, median, pidsNamed, sleep } from "./support.js";
@@ -62,7 +61,7 @@ try {
       // and not before, since the count is load on the server being measured.
       while (worker.firstNoopAt === undefined && worker.child.exitCode === null) await sleep(1);
       const started = { at: performance.now(), worker: cpuSeconds(worker.pid), server: serverCpuSeconds() };
-      await worker.untilNoops(Math.floor(tasks / NOOP_REPORT_EVERY) * NOOP_REPORT_EVERY, Date.now() + 180_000);
+      await worker.untilNoops(tasks, Date.now() + 180_000);
       while ((await system.completedJobs()) < tasks) await sleep(2);
       const seconds = (performance.now() - started.at) / 1000;
       const perJob = (s: number) => (s * 1e6) / tasks;

@@ -1,5 +1,5 @@
 import { cpuSeconds, percentile, sleep } from "../support.js";
-import { epochMs, NOOP_REPORT_EVERY } from "./report.js";
+import { epochMs } from "./report.js";
 import type { BenchSystem } from "./system.js";
 import type { WorkerChild } from "./worker-child.js";
 
@@ -106,7 +106,7 @@ async function waitForCompleted(
   timeoutMs = 180_000,
 ): Promise<number> {
   const deadline = Date.now() + timeoutMs;
-  await worker.untilNoops(Math.floor(workerNoops / NOOP_REPORT_EVERY) * NOOP_REPORT_EVERY, deadline);
+  await worker.untilNoops(workerNoops, deadline);
   for (;;) {
     const done = await system.completedJobs();
     const now = epochMs();

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { startWorker } from "../support.js";
+import { NOOP_REPORT_EVERY } from "./report.js";
 
 /**
  * A worker running as a real child process, as the driver sees it: when it is ready, when its
@@ -71,11 +72,12 @@ export class WorkerChild {
   }
 
   /**
-   * Resolves once this worker reported at least `count` no-ops run (or at `deadline`, epoch ms, or
-   * when it exits): without any query to the system.
+   * Resolves once this worker reported its last count of no-ops run up to `count` (it reports every
+   * NOOP_REPORT_EVERY), or at `deadline` (epoch ms), or when it exits: without any query to the system.
    */
   async untilNoops(count: number, deadline: number): Promise<void> {
-    while (this.noops < count && Date.now() < deadline && this.child.exitCode === null && this.child.signalCode === null) {
+    const reported = Math.floor(count / NOOP_REPORT_EVERY) * NOOP_REPORT_EVERY;
+    while (this.noops < reported && Date.now() < deadline && this.child.exitCode === null && this.child.signalCode === null) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, Math.min(100, Math.max(0, deadline - Date.now())));
         this.#noopWaiters.push(() => {

@@ -81,10 +81,8 @@ export class WriteBatcher {
     const logs = this.#logs;
     this.#transitions = [];
     this.#logs = [];
-    const logsBefore = this.#logsWritten;
-    const logsWritten = logs.length === 0 ? logsBefore : logsBefore.then(() => this.#writeLogs(logs));
-    this.#logsWritten = logsWritten;
-    const batch: Promise<void> = logsWritten
+    if (logs.length > 0) this.#logsWritten = this.#logsWritten.then(() => this.#writeLogs(logs));
+    const batch: Promise<void> = this.#logsWritten
       .then(() => this.#writeTransitions(transitions))
       .finally(() => {
         this.#inFlight.delete(batch);

@@ -415,16 +415,7 @@ export function stateCases(fixture: BackendFixture): void {
     it(
       "wakes subscribers after new work arrives",
       withBackend(async (b) => {
-        let woken = 0;
-        const unsubscribe = b.broker.subscribe(() => woken++);
-        try {
-          await b.orchestrator.register([newInvocation("t")]);
-          const deadline = Date.now() + 5000;
-          while (woken === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-          assert.ok(woken > 0, "a subscriber was woken");
-        } finally {
-          unsubscribe();
-        }
+        await assertWakes(b, () => b.orchestrator.register([newInvocation("t")]));
       }),
     );
 
@@ -434,24 +425,16 @@ export function stateCases(fixture: BackendFixture): void {
         await b.orchestrator.registerRunner(remoteRunner("r1"), Date.now());
         await b.orchestrator.register([newInvocation("t")]);
         const [claimed] = await b.broker.claim("r1", 1, Date.now(), { start: true });
-        let woken = 0;
-        const unsubscribe = b.broker.subscribe(() => woken++);
-        try {
-          // Let any wake-up of the registration pass first.
-          await new Promise((r) => setTimeout(r, 200));
-          woken = 0;
+        // Let any wake-up of the registration pass first.
+        await new Promise((r) => setTimeout(r, 200));
+        await assertWakes(b, async () => {
           const done = planTransition({ id: claimed!.id, status: "RUNNING", attempt: claimed!.attempt, owner: "r1" }, "SUCCESS", {
             by: "r1",
             at: Date.now(),
             result: "1",
           });
           assert.deepEqual(await b.orchestrator.transition([done]), [true]);
-          const deadline = Date.now() + 5000;
-          while (woken === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-          assert.ok(woken > 0, "a subscriber was woken");
-        } finally {
-          unsubscribe();
-        }
+        });
       }),
     );
   });
@@ -482,4 +465,18 @@ export function stateCases(fixture: BackendFixture): void {
       }
     });
   });
+}
+
+/** `act`, then a subscriber of the broker is woken within 5 s. */
+async function assertWakes(b: Backend, act: () => Promise<unknown>): Promise<void> {
+  let woken = 0;
+  const unsubscribe = b.broker.subscribe(() => woken++);
+  try {
+    await act();
+    const deadline = Date.now() + 5000;
+    while (woken === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    assert.ok(woken > 0, "a subscriber was woken");
+  } finally {
+    unsubscribe();
+  }
 }

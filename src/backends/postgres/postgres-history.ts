@@ -6,6 +6,9 @@ import { escapedText } from "./postgres-arrays.js";
  * server with json_build_array cost a measurable share of a claim's and a transition's time there.
  */
 
+/** How a string goes into an entry: as JSON text, or as that text escaped for an array literal. */
+type JsonString = (text: string) => string;
+
 /** A whole entry, with its leading comma. */
 export function historyEntry(status: string, at: number, attempt: number, runnerId: string | null): string {
   return `${historyHead(status, at)}${attempt}${historyTail(runnerId)}`;
@@ -13,17 +16,17 @@ export function historyEntry(status: string, at: number, attempt: number, runner
 
 /** The same as an element of an array literal (quoted and escaped). */
 export function historyEntryElement(status: string, at: number, attempt: number, runnerId: string | null): string {
-  return `",[${escapedJson(status)},${at},${attempt},${runnerId === null ? "null" : escapedJson(runnerId)}]"`;
+  return `"${historyHead(status, at, escapedJson)}${attempt}${historyTail(runnerId, escapedJson)}"`;
 }
 
 /** An entry up to its attempt, which the server adds (a claim knows it only there). */
-export function historyHead(status: string, at: number): string {
-  return `,[${JSON.stringify(status)},${at},`;
+export function historyHead(status: string, at: number, json: JsonString = JSON.stringify): string {
+  return `,[${json(status)},${at},`;
 }
 
 /** What follows the attempt. */
-export function historyTail(runnerId: string | null): string {
-  return `,${runnerId === null ? "null" : JSON.stringify(runnerId)}]`;
+export function historyTail(runnerId: string | null, json: JsonString = JSON.stringify): string {
+  return `,${runnerId === null ? "null" : json(runnerId)}]`;
 }
 
 /** The first entry (no leading comma) up to its time, which the server adds per row. */
