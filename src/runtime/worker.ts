@@ -15,7 +15,7 @@ import type { Executor, Outcome } from "./executor.js";
 import { Heartbeat } from "./heartbeat.js";
 import { hostId, processStartTime } from "./host.js";
 import { Recovery, type RecoveryReport } from "./recovery.js";
-import { WriteBatcher } from "./write-batcher.js";
+import { WriteBatcher, type Written } from "./write-batcher.js";
 
 export interface WorkerOptions {
   /** Tasks run at once (default: config `concurrency`, else 50 async or one per core). */
@@ -393,7 +393,7 @@ export class Worker {
       const next = this.#waiting.shift();
       if (!next) return;
       this.#runningCount++;
-      void this.#execute(next).catch((error) => this.#warn(`invocation ${next.claimed.id} could not be finished`, error));
+      this.#execute(next);
     }
   }
 
@@ -402,35 +402,67 @@ export class Worker {
    * runner does not hold. (RUNNING does not prove the body started: one claimed ahead and given back
    * by a stop, or a worker killed between its claim and its bodies, leaves RUNNING behind without a
    * run.) The slot is freed as soon as the body returns: the final write goes to the batcher.
+   * From here to the final write the steps are callbacks, not awaits: this runs for every
+   * invocation, and each async function or await would be promises more per invocation (a drain
+   * of no-ops made twelve each, and every one also runs the task context's promise hooks).
    */
-  async #execute(active: Active): Promise<void> {
-    const { claimed } = active;
+  #execute(active: Active): void {
+    const startedAt = performance.now();
+    let run: Promise<Outcome>;
     try {
-      let outcome: Outcome;
-      const startedAt = performance.now();
-      try {
-        const run = this.#executor.run(claimed, this.#contextFor(active));
-        crashPoint("running");
-        outcome = await run;
-      } finally {
-        const took = performance.now() - startedAt;
-        this.#bodyMs = this.#bodyMs === undefined ? took : this.#bodyMs + (took - this.#bodyMs) * BODY_MS_WEIGHT;
-        this.#runningCount--;
-        active.finishing = true;
-        this.#fillSlots();
-        this.#pump();
-      }
-      if (active.abort.aborted) return;
-      crashPoint("result");
-      const [to, extra] = this.#finalStep(active, outcome);
-      await this.#advance(active, to, extra);
-    } finally {
-      // Its last write has landed. That makes room for a claim only where writes in flight, not
-      // free slots, were what held claims back.
-      const wanted = this.#wanted();
-      if (this.#active.get(claimed.id) === active) this.#active.delete(claimed.id);
-      if (this.#wanted() > wanted) this.#pump();
+      run = this.#executor.run(active.claimed, this.#contextFor(active));
+    } catch (error) {
+      this.#bodyEnded(active, startedAt);
+      return this.#couldNotFinish(active, error);
     }
+    crashPoint("running");
+    run.then(
+      (outcome) => {
+        this.#bodyEnded(active, startedAt);
+        this.#finish(active, outcome);
+      },
+      (error: unknown) => {
+        this.#bodyEnded(active, startedAt);
+        this.#couldNotFinish(active, error);
+      },
+    );
+  }
+
+  /** Its body returned: the slot is free for the next one. */
+  #bodyEnded(active: Active, startedAt: number): void {
+    const took = performance.now() - startedAt;
+    this.#bodyMs = this.#bodyMs === undefined ? took : this.#bodyMs + (took - this.#bodyMs) * BODY_MS_WEIGHT;
+    this.#runningCount--;
+    active.finishing = true;
+    this.#fillSlots();
+    this.#pump();
+  }
+
+  /** Record where the outcome takes it (unless it was taken from this runner meanwhile). */
+  #finish(active: Active, outcome: Outcome): void {
+    if (active.abort.aborted) return this.#finished(active);
+    crashPoint("result");
+    try {
+      const [to, extra] = this.#finalStep(active, outcome);
+      this.#advance(active, to, extra, () => this.#finished(active));
+    } catch (error) {
+      this.#couldNotFinish(active, error);
+    }
+  }
+
+  #couldNotFinish(active: Active, error: unknown): void {
+    this.#warn(`invocation ${active.claimed.id} could not be finished`, error);
+    this.#finished(active);
+  }
+
+  /**
+   * Its last write has landed (or it was dropped). That makes room for a claim only where writes
+   * in flight, not free slots, were what held claims back.
+   */
+  #finished(active: Active): void {
+    const wanted = this.#wanted();
+    if (this.#active.get(active.claimed.id) === active) this.#active.delete(active.claimed.id);
+    if (this.#wanted() > wanted) this.#pump();
   }
 
   /** Where an outcome takes its invocation: SUCCESS, RETRY after its backoff, or FAILED. */
@@ -456,35 +488,56 @@ export class Worker {
 
   /**
    * One owned transition of an active invocation, chained on the state its previous request will
-   * leave (so requests can be queued before earlier ones land); false if it was fenced off.
+   * leave (so requests can be queued before earlier ones land); `then` runs once it is written,
+   * refused (fenced off: the attempt was taken from this runner) or given up.
    */
-  async #advance(active: Active, to: Status, extra: StepValues = {}): Promise<boolean> {
-    if (active.abort.aborted) return false;
+  #advance(active: Active, to: Status, extra: StepValues, then: () => void): void {
+    if (active.abort.aborted) return then();
     const request = planTransition(active.state, to, { by: this.#runnerId, at: this.#app.clock.now(), ...extra });
     active.state = afterTransition(request);
-    if (await this.#write(request)) return true;
-    if (!active.abort.aborted) {
-      active.abort.abort();
-      this.#app.logger.warn(
-        `nenc: ${active.claimed.taskId} ${active.claimed.id} attempt ${request.attempt} was taken from this runner; its ${to} was not recorded`,
-      );
-    }
-    return false;
+    this.#write(request, (error, applied) => {
+      if (error !== undefined) {
+        this.#warn(`invocation ${active.claimed.id} could not be finished`, error);
+      } else if (!applied && !active.abort.aborted) {
+        active.abort.abort();
+        this.#app.logger.warn(
+          `nenc: ${active.claimed.taskId} ${active.claimed.id} attempt ${request.attempt} was taken from this runner; its ${to} was not recorded`,
+        );
+      }
+      then();
+    });
   }
 
   /**
-   * Write through the batcher, retrying while the backend is unreachable. A retry that finds its
-   * change already made (the first try applied but its reply was lost) counts as applied.
+   * Write through the batcher, retrying while the backend is unreachable (#writeAgain): `written`
+   * hears of an error only when the worker stopped before the write could be made.
    */
-  async #write(request: TransitionRequest): Promise<boolean> {
-    for (let delay = 50, retried = false; ; delay = Math.min(delay * 2, 2000), retried = true) {
+  #write(request: TransitionRequest, written: Written): void {
+    this.#batcher.transition(request, (error, applied) => {
+      if (error === undefined) return written(undefined, applied);
+      this.#writeAgain(request, error).then(
+        (applied) => written(undefined, applied),
+        (failure: Error) => written(failure, false),
+      );
+    });
+  }
+
+  /**
+   * The retries of a write whose first try failed. A retry that finds its change already made (a
+   * try applied but its reply was lost) counts as applied.
+   */
+  async #writeAgain(request: TransitionRequest, error: Error): Promise<boolean> {
+    for (let delay = 50; ; delay = Math.min(delay * 2, 2000)) {
+      if (this.#stopping) throw error;
+      this.#warn(`writing ${request.to} for ${request.id} failed; retrying in ${delay} ms`, error);
+      await new Promise((resolve) => setTimeout(resolve, delay));
       try {
-        const applied = await this.#batcher.transition(request);
-        return applied || (retried && (await this.#alreadyApplied(request)));
-      } catch (error) {
-        if (this.#stopping) throw error;
-        this.#warn(`writing ${request.to} for ${request.id} failed; retrying in ${delay} ms`, error);
-        await new Promise((resolve) => setTimeout(resolve, delay));
+        const applied = await new Promise<boolean>((resolve, reject) =>
+          this.#batcher.transition(request, (failure, applied) => (failure === undefined ? resolve(applied) : reject(failure))),
+        );
+        return applied || (await this.#alreadyApplied(request));
+      } catch (failure) {
+        error = failure instanceof Error ? failure : new Error(String(failure));
       }
     }
   }

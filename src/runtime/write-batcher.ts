@@ -2,10 +2,12 @@ import type { TransitionRequest } from "../core/transition.js";
 import type { Backend } from "../ports/backend.js";
 import type { LogLine } from "../ports/records.js";
 
+/** Told once a transition's batch is written: whether it applied, or the error that failed the batch. It must not throw. */
+export type Written = (error: Error | undefined, applied: boolean) => void;
+
 interface Pending {
   readonly request: TransitionRequest;
-  readonly resolve: (applied: boolean) => void;
-  readonly reject: (error: unknown) => void;
+  readonly written: Written;
 }
 
 /**
@@ -41,11 +43,10 @@ export class WriteBatcher {
     this.#onError = onError;
   }
 
-  transition(request: TransitionRequest): Promise<boolean> {
-    return new Promise((resolve, reject) => {
-      this.#transitions.push({ request, resolve, reject });
-      this.#schedule();
-    });
+  /** A callback rather than a promise: this is once per invocation on a worker's hottest path. */
+  transition(request: TransitionRequest, written: Written): void {
+    this.#transitions.push({ request, written });
+    this.#schedule();
   }
 
   log(line: LogLine): void {
@@ -102,11 +103,23 @@ export class WriteBatcher {
 
   async #writeTransitions(transitions: Pending[]): Promise<void> {
     if (transitions.length === 0) return;
+    let applied: boolean[];
     try {
-      const applied = await this.#backend.orchestrator.transition(transitions.map((p) => p.request));
-      transitions.forEach((p, i) => p.resolve(applied[i] === true));
-    } catch (error) {
-      for (const p of transitions) p.reject(error);
+      applied = await this.#backend.orchestrator.transition(transitions.map((p) => p.request));
+    } catch (thrown) {
+      const error = thrown instanceof Error ? thrown : new Error(String(thrown));
+      for (const p of transitions) this.#tell(p, error, false);
+      return;
+    }
+    transitions.forEach((p, i) => this.#tell(p, undefined, applied[i] === true));
+  }
+
+  #tell(pending: Pending, error: Error | undefined, applied: boolean): void {
+    try {
+      pending.written(error, applied);
+    } catch (callbackError) {
+      // A caller's bug must not keep the rest of the batch from hearing of their writes.
+      this.#onError(callbackError);
     }
   }
 }
