@@ -532,10 +532,7 @@ export class Worker {
       this.#warn(`writing ${request.to} for ${request.id} failed; retrying in ${delay} ms`, error);
       await new Promise((resolve) => setTimeout(resolve, delay));
       try {
-        const applied = await new Promise<boolean>((resolve, reject) =>
-          this.#batcher.transition(request, (failure, applied) => (failure === undefined ? resolve(applied) : reject(failure))),
-        );
-        return applied || (await this.#alreadyApplied(request));
+        return (await this.#batcher.write(request)) || (await this.#alreadyApplied(request));
       } catch (failure) {
         error = failure instanceof Error ? failure : new Error(String(failure));
       }

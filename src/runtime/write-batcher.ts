@@ -49,6 +49,13 @@ export class WriteBatcher {
     this.#schedule();
   }
 
+  /** transition() as a promise, for the paths that are not hot (a retry). */
+  write(request: TransitionRequest): Promise<boolean> {
+    return new Promise((resolve, reject) =>
+      this.transition(request, (error, applied) => (error === undefined ? resolve(applied) : reject(error))),
+    );
+  }
+
   log(line: LogLine): void {
     this.#logs.push(line);
     this.#schedule();

@@ -4,7 +4,7 @@ import { RetryError, SerializationError, TaskFailedError } from "../../src/core/
 import type { Backend } from "../../src/ports/backend.js";
 import type { InvocationRecord } from "../../src/ports/records.js";
 import { STARTED_STATUS } from "../../src/core/status.js";
-import { planRecovery, planTransition, type TransitionRequest } from "../../src/core/transition.js";
+import { planRecovery, planTransition } from "../../src/core/transition.js";
 import type { Nenc } from "../../src/runtime/app.js";
 import { WriteBatcher } from "../../src/runtime/write-batcher.js";
 import { eventually, newInvocation, openApp, remoteRunner, sleep, type BackendFixture, type TestApp } from "./harness.js";
@@ -226,11 +226,6 @@ export function workerCases(fixture: BackendFixture): void {
       return { runnerId, inv, batcher, state, errors };
     }
     const nextTick = () => new Promise((resolve) => setImmediate(resolve));
-    /** The batcher's answer for one transition, as a promise. */
-    const written = (batcher: WriteBatcher, request: TransitionRequest) =>
-      new Promise<boolean>((resolve, reject) =>
-        batcher.transition(request, (error, applied) => (error === undefined ? resolve(applied) : reject(error))),
-      );
 
     it("applies one invocation's steps in the order they were made, though each went in a batch of its own", async () => {
       const { app, backend } = await openApp(fixture);
@@ -241,9 +236,9 @@ export function workerCases(fixture: BackendFixture): void {
           planTransition({ ...state, status: "KILLED" }, "REROUTED", { by: runnerId, at: Date.now() }),
         ];
         // Two ticks, two batches; the second may start while the first is in flight.
-        const first = written(batcher, killed);
+        const first = batcher.write(killed);
         await nextTick();
-        const second = written(batcher, rerouted);
+        const second = batcher.write(rerouted);
         assert.deepEqual(await Promise.all([first, second]), [true, true]);
         await batcher.drain();
         assert.equal((await backend.state.get(inv.id))?.status, "REROUTED");
@@ -266,7 +261,7 @@ export function workerCases(fixture: BackendFixture): void {
         };
         batcher.log(line);
         await nextTick();
-        const done = written(batcher, planTransition(state, "SUCCESS", { by: runnerId, at: Date.now(), result: "3" }));
+        const done = batcher.write(planTransition(state, "SUCCESS", { by: runnerId, at: Date.now(), result: "3" }));
         assert.equal(await done, true);
         await batcher.drain();
         assert.deepEqual(errors, []);
