@@ -138,7 +138,7 @@ export class Worker {
     this.#backend = await app.backend();
     this.#executor = this.#options.executor ?? (await this.#createExecutor());
     await this.#executor.start();
-    this.#batcher = new WriteBatcher(this.#backend, (error) => this.#warn("writing logs failed", error));
+    this.#batcher = new WriteBatcher(this.#backend, (what, error) => this.#warn(what, error));
     await this.#register();
     const threaded = (this.#options.heartbeat ?? (this.#backend.capabilities.sharedAcrossProcesses ? "thread" : "inline")) === "thread";
     this.#heartbeat = new Heartbeat({

@@ -36,9 +36,10 @@ export class WriteBatcher {
   readonly #inFlight = new Map<Promise<void>, ReadonlySet<string>>();
   /** Settles when every log line handed to a batch so far is written (or failed). */
   #logsWritten: Promise<void> = Promise.resolve();
-  readonly #onError: (error: unknown) => void;
+  /** Told of what failed without a caller to hear it: a batch of log lines, a completion callback. */
+  readonly #onError: (what: string, error: unknown) => void;
 
-  constructor(backend: Backend, onError: (error: unknown) => void) {
+  constructor(backend: Backend, onError: (what: string, error: unknown) => void) {
     this.#backend = backend;
     this.#onError = onError;
   }
@@ -104,7 +105,7 @@ export class WriteBatcher {
     try {
       await this.#backend.state.appendLogs(logs);
     } catch (error) {
-      this.#onError(error);
+      this.#onError("writing logs failed", error);
     }
   }
 
@@ -126,7 +127,7 @@ export class WriteBatcher {
       pending.written(error, applied);
     } catch (callbackError) {
       // A caller's bug must not keep the rest of the batch from hearing of their writes.
-      this.#onError(callbackError);
+      this.#onError(`the caller of a ${pending.request.to} write for ${pending.request.id} failed on its outcome`, callbackError);
     }
   }
 }

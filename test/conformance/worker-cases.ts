@@ -221,7 +221,7 @@ export function workerCases(fixture: BackendFixture): void {
       const [claimed] = await backend.broker.claim(runnerId, 1, Date.now(), { start: true });
       assert.equal(claimed?.id, inv.id);
       const errors: unknown[] = [];
-      const batcher = new WriteBatcher(backend, (error) => errors.push(error));
+      const batcher = new WriteBatcher(backend, (_what, error) => errors.push(error));
       const state = { id: inv.id, status: STARTED_STATUS, attempt: claimed.attempt, owner: runnerId };
       return { runnerId, inv, batcher, state, errors };
     }
@@ -242,6 +242,32 @@ export function workerCases(fixture: BackendFixture): void {
         assert.deepEqual(await Promise.all([first, second]), [true, true]);
         await batcher.drain();
         assert.equal((await backend.state.get(inv.id))?.status, "REROUTED");
+      } finally {
+        await app.close();
+      }
+    });
+
+    it("tells the rest of a batch its outcome when one caller's callback throws, and reports the throw", async () => {
+      const { app, backend } = await openApp(fixture);
+      try {
+        const { runnerId, batcher, state, errors } = await started(backend);
+        const other = await started(backend);
+        let heard: { error: Error | undefined; applied: boolean } | undefined;
+        // One tick, one batch.
+        batcher.transition(planTransition(state, "SUCCESS", { by: runnerId, at: Date.now(), result: "3" }), () => {
+          throw new Error("a caller's bug");
+        });
+        batcher.transition(
+          planTransition(other.state, "SUCCESS", { by: other.runnerId, at: Date.now(), result: "3" }),
+          (error, applied) => {
+            heard = { error, applied };
+          },
+        );
+        await batcher.drain();
+        assert.deepEqual(heard, { error: undefined, applied: true });
+        assert.equal(errors.length, 1);
+        assert.match((errors[0] as Error).message, /a caller's bug/);
+        assert.equal((await backend.state.get(other.inv.id))?.status, "SUCCESS");
       } finally {
         await app.close();
       }
