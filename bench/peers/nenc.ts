@@ -30,7 +30,7 @@ export function createNencSystem(run: RunSettings, kind: "redis" | "postgres"): 
   return {
     name: `nenc-${kind}`,
     settings:
-      `nenc (${kind}): async runner, concurrency ${run.concurrency}, parallelize() with parallelBatchSize 100 (default), other settings default` +
+      `nenc (${kind}): async runner, concurrency ${run.concurrency}, parallelize() with the backend's batch size (default: ${kind === "redis" ? 100 : 1000}), other settings default` +
       (kind === "postgres" ? "; VACUUM ANALYZE of nenc's tables before the run" : ""),
     async open() {
       app = new Nenc({ env: { ...process.env, ...env }, configFile: null });

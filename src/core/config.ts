@@ -44,7 +44,11 @@ const text: Parser<string> = (raw) => {
   if (typeof raw !== "string" || raw === "") throw new Error(`expected a non-empty string, got ${show(raw)}`);
   return raw;
 };
-const optionalText: Parser<string | null> = (raw) => (raw === null || raw === "" ? null : text(raw));
+const optional =
+  <T>(parse: Parser<T>): Parser<T | null> =>
+  (raw) =>
+    raw === null || raw === "" ? null : parse(raw);
+const optionalText = optional(text);
 const bool: Parser<boolean> = (raw) => {
   if (typeof raw === "boolean") return raw;
   if (raw === "true" || raw === "1") return true;
@@ -92,10 +96,10 @@ export const APP_KEYS = {
   recoveryIntervalMs: spec(750, int(20), "how often the recoverer looks for dead runners"),
   recoveryLeaseMs: spec(3000, int(100), "how long the recoverer's lease lasts without renewal"),
   pollIntervalMs: spec(1000, int(5), "longest an idle runner waits before looking for work unprompted"),
-  parallelBatchSize: spec(
-    100,
-    int(1, 100_000),
-    "invocations routed per batch by parallelize (each batch stored atomically, 4 sent at once)",
+  parallelBatchSize: spec<number | null>(
+    null,
+    optional(int(1, 100_000)),
+    "invocations routed per batch by parallelize (each batch stored atomically, 4 sent at once); unset: the backend's (100 on Redis, 1,000 elsewhere)",
   ),
   logLevel: spec("info", oneOf("debug", "info", "warn", "error"), "lowest level app.logger records"),
   logToConsole: spec(true, bool, "also print app.logger lines to stderr"),

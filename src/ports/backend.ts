@@ -93,6 +93,12 @@ export interface StateStore {
 export interface Capabilities {
   /** Other processes (and hosts) see the same data: workers and clients may be separate processes. */
   readonly sharedAcrossProcesses: boolean;
+  /**
+   * How many invocations one register call carries when a caller stores many (parallelize, unless
+   * `parallelBatchSize` says otherwise): as many as the backend stores in one step without holding
+   * up its other clients for long.
+   */
+  readonly registerBatchSize: number;
 }
 
 export interface Backend {
@@ -104,4 +110,4 @@ export interface Backend {
   close(): Promise<void>;
 }
 
-export const defaultCapabilities: Capabilities = { sharedAcrossProcesses: true };
+export const defaultCapabilities: Capabilities = { sharedAcrossProcesses: true, registerBatchSize: 1000 };

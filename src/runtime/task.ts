@@ -56,14 +56,15 @@ export class Task<Args extends unknown[] = unknown[], Result = unknown> {
   }
 
   /**
-   * Invoke once per argument list, routed in batches (`parallelBatchSize`), each stored atomically.
+   * Invoke once per argument list, routed in batches (`parallelBatchSize`, unset: the backend's
+   * registerBatchSize), each stored atomically.
    * Up to PARALLEL_BATCHES_IN_FLIGHT batches are sent at once (a batch's round trip, and on a
    * database its commit, would otherwise be waited for one by one). If one fails, the error is
    * thrown once those in flight have settled; batches sent before it may have been stored.
    */
   async parallelize(argsList: Iterable<Args>): Promise<Invocation<Awaited<Result>>[]> {
     const all = [...argsList].map((args) => this.#newInvocation(args));
-    const size = this.#app.config.parallelBatchSize;
+    const size = this.#app.config.parallelBatchSize ?? (await this.#app.backend()).capabilities.registerBatchSize;
     const batches: NewInvocation[][] = [];
     for (let i = 0; i < all.length; i += size) batches.push(all.slice(i, i + size));
     const stored: Invocation[][] = new Array<Invocation[]>(batches.length);

@@ -157,6 +157,38 @@ export function workerCases(fixture: BackendFixture): void {
     it("resolves thousands of result() calls awaited at once", sumsComeBack(2000, 2));
   });
 
+  describe(`${fixture.name}: parallelize batches`, () => {
+    /** The sizes of the register calls a parallelize() of `count` makes, with `env` on top of the fixture's. */
+    async function batchSizes(count: number, env: Record<string, string>): Promise<{ sizes: number[]; backendSize: number }> {
+      const { app, backend } = await openApp(fixture, { env: { ...fixture.env(), ...env } });
+      try {
+        const sizes: number[] = [];
+        const register = backend.orchestrator.register.bind(backend.orchestrator);
+        backend.orchestrator.register = (invocations) => {
+          sizes.push(invocations.length);
+          return register(invocations);
+        };
+        const noop = app.task("noop", async (_n: number) => undefined);
+        const invs = await noop.parallelize(Array.from({ length: count }, (_, i) => [i] as [number]));
+        assert.equal(new Set(invs.map((inv) => inv.id)).size, count);
+        assert.equal((await backend.state.counts()).REGISTERED, count, "every one stored");
+        return { sizes: sizes.sort((a, b) => b - a), backendSize: backend.capabilities.registerBatchSize };
+      } finally {
+        await app.close();
+      }
+    }
+
+    it("stores them in batches of the backend's size by default, and of parallelBatchSize when it is set", async () => {
+      const byBackend = await batchSizes(2500, {});
+      const full = Math.floor(2500 / byBackend.backendSize);
+      assert.deepEqual(byBackend.sizes, [
+        ...Array<number>(full).fill(byBackend.backendSize),
+        ...(2500 % byBackend.backendSize ? [2500 % byBackend.backendSize] : []),
+      ]);
+      assert.deepEqual((await batchSizes(20, { NENC_PARALLEL_BATCH_SIZE: "7" })).sizes, [7, 7, 6]);
+    });
+  });
+
   describe(`${fixture.name}: retries`, () => {
     it(
       "retries the errors in retryFor with backoff, then succeeds",

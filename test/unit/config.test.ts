@@ -31,6 +31,15 @@ describe("config", () => {
     assert.equal(resolved.sources.recoveryIntervalMs, "default");
   });
 
+  it("leaves parallelBatchSize to the backend unless it is set, and checks it when it is", () => {
+    assert.equal(resolveAppConfig({ file: null, env: {} }).values.parallelBatchSize, null);
+    assert.equal(resolveAppConfig({ file: null, env: { NENC_PARALLEL_BATCH_SIZE: "250" } }).values.parallelBatchSize, 250);
+    assert.throws(
+      () => resolveAppConfig({ file: null, env: { NENC_PARALLEL_BATCH_SIZE: "0" } }),
+      (error: unknown) => error instanceof ConfigError && error.key === "parallelBatchSize",
+    );
+  });
+
   it("names the key and the source of a bad value", () => {
     assert.throws(
       () => resolveAppConfig({ file: null, env: { NENC_RUNNER_DEAD_AFTER_MS: "soon" } }),

@@ -1,4 +1,4 @@
-import type { Backend, Capabilities } from "../../ports/backend.js";
+import { defaultCapabilities, type Backend, type Capabilities } from "../../ports/backend.js";
 import { MemoryBroker } from "./memory-broker.js";
 import { MemoryOrchestrator } from "./memory-orchestrator.js";
 import { MemoryState } from "./memory-state.js";
@@ -7,7 +7,7 @@ import { MemoryStore } from "./memory-store.js";
 /** Everything in this process's memory: for tests and for apps that run in one process. */
 export class MemoryBackend implements Backend {
   readonly kind = "memory";
-  readonly capabilities: Capabilities = { sharedAcrossProcesses: false };
+  readonly capabilities: Capabilities = { ...defaultCapabilities, sharedAcrossProcesses: false };
   readonly orchestrator: MemoryOrchestrator;
   readonly broker: MemoryBroker;
   readonly state: MemoryState;

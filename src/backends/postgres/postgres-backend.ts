@@ -1,4 +1,4 @@
-import type { Backend, Capabilities } from "../../ports/backend.js";
+import { defaultCapabilities, type Backend, type Capabilities } from "../../ports/backend.js";
 import { PostgresBroker } from "./postgres-broker.js";
 import { PostgresConnection } from "./postgres-connection.js";
 import { PostgresListener } from "./postgres-listener.js";
@@ -39,7 +39,7 @@ export interface PostgresBackendOptions {
  */
 export class PostgresBackend implements Backend {
   readonly kind = "postgres";
-  readonly capabilities: Capabilities = { sharedAcrossProcesses: true };
+  readonly capabilities: Capabilities = defaultCapabilities;
   readonly orchestrator: PostgresOrchestrator;
   readonly broker: PostgresBroker;
   readonly state: PostgresState;

@@ -1,6 +1,6 @@
 import { resolve } from "node:path";
 import { NencError } from "../../core/errors.js";
-import type { Backend, Capabilities } from "../../ports/backend.js";
+import { defaultCapabilities, type Backend, type Capabilities } from "../../ports/backend.js";
 import { SqliteBroker } from "./sqlite-broker.js";
 import { SqliteCheckpointer } from "./sqlite-checkpointer.js";
 import { SqliteLocking } from "./sqlite-locking.js";
@@ -42,7 +42,7 @@ export class SqliteBackend implements Backend {
   constructor(options: SqliteBackendOptions) {
     const inMemory = options.path === ":memory:";
     this.path = inMemory ? options.path : resolve(options.path);
-    this.capabilities = { sharedAcrossProcesses: !inMemory };
+    this.capabilities = { ...defaultCapabilities, sharedAcrossProcesses: !inMemory };
     this.#db = openDatabase({ path: this.path, appId: options.appId });
     const notifier = new SqliteNotifier(inMemory ? null : this.path);
     const checkpointer = new SqliteCheckpointer(this.#db, inMemory ? null : this.path);
