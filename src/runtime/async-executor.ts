@@ -26,12 +26,15 @@ export class AsyncExecutor implements Executor {
    */
   run(invocation: ClaimedInvocation, context: TaskContext): Promise<Outcome> {
     let returned: unknown;
+    let pending: boolean;
     try {
       returned = taskContext.run(context, runTask, this.#app, invocation);
+      // Inside the try: reading `then` of what a task returned can throw too.
+      pending = isPromiseLike(returned);
     } catch (error) {
       return Promise.resolve({ ok: false, error });
     }
-    if (!isPromiseLike(returned)) return Promise.resolve(succeeded(invocation, returned));
+    if (!pending) return Promise.resolve(succeeded(invocation, returned));
     return Promise.resolve(returned).then((result) => succeeded(invocation, result), failed);
   }
 }

@@ -26,6 +26,14 @@ function defineTasks(app: Nenc) {
     boom: app.task("boom", async (message: string) => {
       throw new TypeError(message);
     }),
+    /** Not async: its value comes back without a promise. */
+    syncAdd: app.task("syncAdd", (a: number, b: number) => a + b),
+    /** Returns something whose `then` throws when read (a thenable gone wrong). */
+    trap: app.task("trap", () => ({
+      get then(): unknown {
+        throw new TypeError("then is a trap");
+      },
+    })),
     flaky: app.task(
       "flaky",
       async (failures: number) => {
@@ -112,6 +120,22 @@ export function workerCases(fixture: BackendFixture): void {
           return true;
         });
         assert.equal(await inv.status(), "FAILED");
+      }),
+    );
+
+    it(
+      "records a task that is not async by the value it returns, and one whose result's then throws as FAILED",
+      withWorker(async (_t, { syncAdd, trap }) => {
+        const sum = await syncAdd.invoke(2, 5);
+        assert.equal(await sum.result(), 7);
+        const trapped = await trap.invoke();
+        await assert.rejects(trapped.result({ timeoutMs: 10_000 }), (error: unknown) => {
+          assert.ok(error instanceof TaskFailedError);
+          assert.equal(error.failure.message, "then is a trap");
+          return true;
+        });
+        assert.equal(await trapped.status(), "FAILED");
+        assert.equal(await (await syncAdd.invoke(1, 1)).result(), 2, "the worker carries on");
       }),
     );
 
