@@ -97,3 +97,8 @@ export class TaskFailedError extends NencError {
     super(`${taskId} (${invocationId}) failed: ${failure.name}: ${failure.message}`);
   }
 }
+
+/** What was thrown, as an Error (a thrown string or object becomes one with its text). */
+export function asError(thrown: unknown): Error {
+  return thrown instanceof Error ? thrown : new Error(String(thrown));
+}

@@ -3,7 +3,7 @@ import { cpus, hostname } from "node:os";
 import type { Clock } from "../core/clock.js";
 import { errorRecord, serialize } from "../core/serializer.js";
 import { isRetriable, retryDelayMs } from "../core/retry.js";
-import { UnknownTaskError } from "../core/errors.js";
+import { asError, UnknownTaskError } from "../core/errors.js";
 import { afterTransition, planTransition, type Ownership, type TransitionRequest } from "../core/transition.js";
 import { OWNED_STATUSES, STARTED_STATUS, type Status } from "../core/status.js";
 import type { Backend } from "../ports/backend.js";
@@ -444,7 +444,7 @@ export class Worker {
     crashPoint("result");
     try {
       const [to, extra] = this.#finalStep(active, outcome);
-      this.#advance(active, to, extra, () => this.#finished(active));
+      this.#advance(active, to, extra, (error) => (error ? this.#couldNotFinish(active, error) : this.#finished(active)));
     } catch (error) {
       this.#couldNotFinish(active, error);
     }
@@ -489,22 +489,20 @@ export class Worker {
   /**
    * One owned transition of an active invocation, chained on the state its previous request will
    * leave (so requests can be queued before earlier ones land); `then` runs once it is written,
-   * refused (fenced off: the attempt was taken from this runner) or given up.
+   * refused (fenced off: the attempt was taken from this runner) or given up (with the error).
    */
-  #advance(active: Active, to: Status, extra: StepValues, then: () => void): void {
+  #advance(active: Active, to: Status, extra: StepValues, then: (error?: Error) => void): void {
     if (active.abort.aborted) return then();
     const request = planTransition(active.state, to, { by: this.#runnerId, at: this.#app.clock.now(), ...extra });
     active.state = afterTransition(request);
     this.#write(request, (error, applied) => {
-      if (error !== undefined) {
-        this.#warn(`invocation ${active.claimed.id} could not be finished`, error);
-      } else if (!applied && !active.abort.aborted) {
+      if (error === undefined && !applied && !active.abort.aborted) {
         active.abort.abort();
         this.#app.logger.warn(
           `nenc: ${active.claimed.taskId} ${active.claimed.id} attempt ${request.attempt} was taken from this runner; its ${to} was not recorded`,
         );
       }
-      then();
+      then(error);
     });
   }
 
@@ -534,7 +532,7 @@ export class Worker {
       try {
         return (await this.#batcher.write(request)) || (await this.#alreadyApplied(request));
       } catch (failure) {
-        error = failure instanceof Error ? failure : new Error(String(failure));
+        error = asError(failure);
       }
     }
   }

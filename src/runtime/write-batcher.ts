@@ -1,3 +1,4 @@
+import { asError } from "../core/errors.js";
 import type { TransitionRequest } from "../core/transition.js";
 import type { Backend } from "../ports/backend.js";
 import type { LogLine } from "../ports/records.js";
@@ -115,7 +116,7 @@ export class WriteBatcher {
     try {
       applied = await this.#backend.orchestrator.transition(transitions.map((p) => p.request));
     } catch (thrown) {
-      const error = thrown instanceof Error ? thrown : new Error(String(thrown));
+      const error = asError(thrown);
       for (const p of transitions) this.#tell(p, error, false);
       return;
     }

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { Redis, type RedisOptions } from "ioredis";
-import { NencError } from "../../core/errors.js";
+import { asError, NencError } from "../../core/errors.js";
 import { RedisKeys } from "./redis-keys.js";
 import { SCRIPTS, scriptText, type ScriptName } from "./redis-scripts.js";
 
@@ -105,7 +105,7 @@ export class RedisClient {
    */
   translate(error: unknown): Error {
     if (error instanceof NencError) return error;
-    const e = error instanceof Error ? error : new Error(String(error));
+    const e = asError(error);
     if (e.name === "ReplyError") return new NencError(`Redis at ${this.url} refused a command: ${e.message}`);
     const detail = this.#lastError ?? (e.name === "MaxRetriesPerRequestError" ? "no connection" : e.message);
     return new RedisUnreachableError(this.url, detail);
