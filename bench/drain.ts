@@ -2,8 +2,9 @@
  * `npm run bench:drain -- SYSTEM [--tasks N] [--rounds R] [--pin same|apart]`: one system of
  * bench:peers draining N queued no-ops (default 20,000) with one worker process, R times (default
  * 3), reporting per round the rate and the CPU per job of the worker process (all threads) and of
- * the server (every redis-server or postgres process), from /proc. It shows where a system's time
- * goes, which bench:peers' rates alone do not. SYSTEM is one of bench:peers' systems
+ * the server (every redis-server or postgres process), from /proc, and on PostgreSQL the bytes of
+ * write-ahead log per job (how much the server writes). It shows where a system's time goes, which
+ * bench:peers' rates alone do not. SYSTEM is one of bench:peers' systems
  * (nenc-redis, bullmq, nenc-postgres, graphile, graphile-batched, pgboss).
  *
  * --pin same|apart (needs taskset and the right to use it on the server's processes): pin the
@@ -13,6 +14,7 @@
  */
 import { execFileSync } from "node:child_process";
 import { cpus } from "node:os";
+import pg from "pg";
 import { withUser } from "./peers/postgres-url.js";
 import type { RunSettings } from "./peers/system.js";
 import { ALL, createSystem, isSystemName } from "./peers/systems.js";
@@ -40,12 +42,19 @@ const run: RunSettings = {
 const serverName = name === "nenc-redis" || name === "bullmq" ? "redis-server" : "postgres";
 
 const serverPids = () => pidsNamed(serverName);
+/** PostgreSQL's write-ahead log position: the bytes a drain logs per job tell how much it writes. */
+const walClient = serverName === "postgres" ? new pg.Client({ connectionString: run.postgresUrl }) : null;
+await walClient?.connect();
+const walBytes = async () =>
+  walClient
+    ? Number((await walClient.query<{ at: string }>("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::text AS at")).rows[0]!.at)
+    : 0;
 const serverCpuSeconds = () => cpuSecondsNamed(serverName);
 
 const taskset = (mask: string, pid: number) => execFileSync("taskset", ["-a", "-p", mask, String(pid)], { stdio: "ignore" });
 const allCpus = ((1 << cpus().length) - 1).toString(16);
 
-const results: { perS: number; workerUs: number; serverUs: number }[] = [];
+const results: { perS: number; workerUs: number; serverUs: number; walBytes: number }[] = [];
 try {
   if (pin) for (const pid of serverPids()) taskset("1", pid);
   for (let round = 1; round <= rounds; round++) {
@@ -60,7 +69,7 @@ try {
       // the last completion the system records: asked every 2 ms once the worker has run them all,
       // and not before, since the count is load on the server being measured.
       while (worker.firstNoopAt === undefined && worker.child.exitCode === null) await sleep(1);
-      const started = { at: performance.now(), worker: cpuSeconds(worker.pid), server: serverCpuSeconds() };
+      const started = { at: performance.now(), worker: cpuSeconds(worker.pid), server: serverCpuSeconds(), wal: await walBytes() };
       await worker.untilNoops(tasks, Date.now() + 180_000);
       while ((await system.completedJobs()) < tasks) await sleep(2);
       const seconds = (performance.now() - started.at) / 1000;
@@ -69,10 +78,12 @@ try {
         perS: tasks / seconds,
         workerUs: perJob(cpuSeconds(worker.pid) - started.worker),
         serverUs: perJob(serverCpuSeconds() - started.server),
+        walBytes: ((await walBytes()) - started.wal) / tasks,
       };
       results.push(result);
       console.log(
-        `${name} round ${round}: ${fmt(result.perS)}/s; CPU per job: worker ${fmt(result.workerUs, 1)} µs, ${serverName} ${fmt(result.serverUs, 1)} µs`,
+        `${name} round ${round}: ${fmt(result.perS)}/s; CPU per job: worker ${fmt(result.workerUs, 1)} µs, ${serverName} ${fmt(result.serverUs, 1)} µs` +
+          (walClient ? `; WAL ${fmt(result.walBytes)} bytes per job` : ""),
       );
       await worker.kill();
     } finally {
@@ -81,8 +92,10 @@ try {
   }
 } finally {
   if (pin) for (const pid of serverPids()) taskset(allCpus, pid);
+  await walClient?.end();
 }
 console.log(
   `${name}, ${fmt(tasks)} no-ops, median of ${rounds}${pin ? `, pinned ${pin}` : ""}: ${fmt(median(results.map((r) => r.perS)))}/s; ` +
-    `worker ${fmt(median(results.map((r) => r.workerUs)), 1)} µs, ${serverName} ${fmt(median(results.map((r) => r.serverUs)), 1)} µs per job`,
+    `worker ${fmt(median(results.map((r) => r.workerUs)), 1)} µs, ${serverName} ${fmt(median(results.map((r) => r.serverUs)), 1)} µs per job` +
+    (walClient ? `; WAL ${fmt(median(results.map((r) => r.walBytes)))} bytes per job` : ""),
 );
