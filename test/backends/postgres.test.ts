@@ -6,13 +6,15 @@ import pg from "pg";
 import { createPostgresBackend } from "../../src/backends/postgres/postgres-backend.js";
 import { arrayLiteral } from "../../src/backends/postgres/postgres-arrays.js";
 import { CLAIM } from "../../src/backends/postgres/postgres-broker.js";
+import { TRANSITION } from "../../src/backends/postgres/postgres-orchestrator.js";
+import { APPEND_LOGS } from "../../src/backends/postgres/postgres-state.js";
 import { PostgresConnection } from "../../src/backends/postgres/postgres-connection.js";
 import { MIGRATIONS } from "../../src/backends/postgres/postgres-migrations.js";
 import { historyEntryElement, historyHead, historyTail } from "../../src/backends/postgres/postgres-history.js";
 import { CLAIMABLE_STATUSES, CLAIMED_STATUS, STARTED_STATUS } from "../../src/core/status.js";
 import { planTransition } from "../../src/core/transition.js";
 import { runConformance } from "../conformance/suite.js";
-import { newInvocation, purgeApps, remoteRunner } from "../conformance/harness.js";
+import { newInvocation, purgeApps, remoteRunner, sleep } from "../conformance/harness.js";
 
 const url = "postgres://127.0.0.1:5432/test";
 
@@ -161,6 +163,107 @@ describe("postgres: query plans", () => {
   });
 });
 
+describe("postgres: query plans, whatever the statistics say", () => {
+  // A queue table is often vacuumed while nearly empty, and then holds a million rows before it is
+  // analyzed again: its statistics say it holds a handful of rows (0 per page) and a plan made then
+  // is kept for the connection's life. A transition batch planned that way walked every invocation
+  // of the app for each batch (the table as the outer side of the join, the batch as the inner).
+  // Each case fakes the statistics in a transaction that is rolled back, and asks for the plan.
+  const STATISTICS = [
+    { what: "never vacuumed", reltuples: -1, relpages: 0 },
+    { what: "vacuumed while nearly empty", reltuples: 1, relpages: 100_000 },
+    { what: "vacuumed while large", reltuples: 5_000_000, relpages: 500_000 },
+  ];
+  const STATEMENTS = [
+    { what: "a transition batch", text: TRANSITION.text },
+    { what: "a batch of log lines", text: APPEND_LOGS.text },
+  ];
+  for (const { what, text } of STATEMENTS) {
+    it(`finds the invocations of ${what} by id: a primary key lookup, or the row version such a lookup found`, async () => {
+      const db = await PostgresConnection.open({ url, appId: `plan-${randomUUID()}` });
+      await db.ready();
+      const client = await db.connect();
+      try {
+        const parameters = Math.max(...[...text.matchAll(/\$(\d+)/g)].map((m) => Number(m[1])));
+        const nulls = Array.from({ length: parameters }, () => "NULL").join(", ");
+        for (const statistics of STATISTICS) {
+          await client.query("BEGIN");
+          try {
+            await client.query("UPDATE pg_class SET reltuples = $1, relpages = $2 WHERE oid = 'nenc.invocations'::regclass", [
+              statistics.reltuples,
+              statistics.relpages,
+            ]);
+            await client.query(`PREPARE by_id AS ${text}`);
+            const { rows } = await client.query<{ "QUERY PLAN": [{ Plan: PlanNode }] }>(`EXPLAIN (FORMAT JSON) EXECUTE by_id(${nulls})`);
+            const nodes = flatten(rows[0]!["QUERY PLAN"][0].Plan);
+            const onInvocations = nodes.filter((n) => n["Relation Name"] === "invocations" && n["Node Type"] !== "ModifyTable");
+            const byId = (n: PlanNode) =>
+              n["Node Type"] === "Tid Scan" ||
+              (n["Node Type"] === "Index Scan" && n["Index Name"] === "invocations_pkey" && /\bid = /.test(n["Index Cond"] ?? ""));
+            assert.ok(onInvocations.length > 0);
+            assert.deepEqual(
+              onInvocations.filter((n) => !byId(n)).map((n) => [n["Node Type"], n["Index Name"], n["Index Cond"]]),
+              [],
+              `${statistics.what}: every read of invocations is by id`,
+            );
+          } finally {
+            await client.query("ROLLBACK");
+            await client.query("DEALLOCATE ALL");
+          }
+        }
+      } finally {
+        await client.end();
+        await db.close();
+      }
+    });
+  }
+});
+
+describe("postgres: a transition racing another change of its invocation", () => {
+  // Each transition locks its invocation by id and then updates the very row version it locked.
+  // A change committed by another session in between is waited for, and the request is judged
+  // against the row as that change left it, not against the version read before it.
+  for (const { what, change, applies } of [
+    { what: "a change that keeps what the request expects: it applies", change: "updated_at = updated_at + 1", applies: true },
+    { what: "a change of status: it is refused", change: "status = 'KILLED'", applies: false },
+  ]) {
+    it(what, async () => {
+      const appId = `race-${randomUUID()}`;
+      const backend = await createPostgresBackend({ url, appId });
+      const db = await PostgresConnection.open({ url, appId });
+      await db.ready();
+      const other = await db.connect();
+      try {
+        const now = Date.now();
+        await backend.orchestrator.registerRunner(remoteRunner("r", now), now);
+        const invocation = newInvocation("t", [1], now);
+        await backend.orchestrator.register([invocation]);
+        const [claimed] = await backend.broker.claim("r", 1, now, { start: true });
+        assert.ok(claimed);
+        await other.query("BEGIN");
+        await other.query(`UPDATE nenc.invocations SET ${change} WHERE app_id = $1 AND id = $2`, [appId, invocation.id]);
+        const done = planTransition({ id: invocation.id, status: "RUNNING", attempt: 1, owner: "r" }, "SUCCESS", {
+          by: "r",
+          at: now + 1,
+          result: "1",
+        });
+        const transition = backend.orchestrator.transition([done]);
+        const settled = await Promise.race([transition.then(() => "settled"), sleep(300).then(() => "waiting")]);
+        assert.equal(settled, "waiting", "the transition waits for the other session's change");
+        await other.query("COMMIT");
+        assert.deepEqual(await transition, [applies]);
+        assert.equal((await backend.state.get(invocation.id))?.status, applies ? "SUCCESS" : "KILLED");
+      } finally {
+        await other.query("ROLLBACK").catch(() => {});
+        await other.end();
+        await db.close();
+        await backend.state.purge();
+        await backend.close();
+      }
+    });
+  }
+});
+
 describe("postgres: schema upgrades", () => {
   it("upgrades a version 2 database: the history stored before it became text is kept, and keys compare byte by byte", async () => {
     const database = `nenc_upgrade_${randomUUID().replace(/-/g, "")}`;
@@ -247,6 +350,7 @@ interface PlanNode {
   "Node Type": string;
   "Relation Name"?: string;
   "Index Name"?: string;
+  "Index Cond"?: string;
   Plans?: PlanNode[];
 }
 

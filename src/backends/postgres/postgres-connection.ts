@@ -44,8 +44,13 @@ const CONNECTION_MESSAGES =
  * back in minutes, its statistics are always stale, and a generic plan made from statistics taken
  * while it was small keeps its choice for the connection's life. Measured before this: claims
  * that read and sorted the whole queue to take the first 50 (a bitmap scan), and transition
- * batches that scanned the whole table (a sequential scan), each growing with the table.
+ * batches that scanned the whole table (a sequential scan), each growing with the table. The join
+ * order is pinned too, where a batch meets the table: the batch's rows are the outer side of a
+ * LATERAL lookup by id (see TRANSITION and APPEND_LOGS), never the inner side of a walk over the app.
  */
+/** Runs one statement and returns its rows: on the pool (a transaction of its own) or inside a transaction. */
+export type Query = <R extends QueryResultRow>(statement: Statement, values?: unknown[]) => Promise<R[]>;
+
 const NOTIFY = { name: "nenc_notify", text: "SELECT pg_notify($1, '')" };
 
 const SESSION_SETTINGS = "-c plan_cache_mode=force_generic_plan -c enable_bitmapscan=off -c enable_seqscan=off";
@@ -166,9 +171,7 @@ export class PostgresConnection {
   }
 
   /** Run `body` in one transaction on one pooled connection; rolled back if it throws. */
-  async transaction<T>(
-    body: (query: <R extends QueryResultRow>(statement: Statement, values?: unknown[]) => Promise<R[]>) => Promise<T>,
-  ): Promise<T> {
+  async transaction<T>(body: (query: Query) => Promise<T>): Promise<T> {
     await this.ready();
     return this.#retrying(async () => {
       const client = await this.#pool.connect();

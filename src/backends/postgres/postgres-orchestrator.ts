@@ -2,7 +2,7 @@ import { isFinal, STATUS_TABLE } from "../../core/status.js";
 import type { TransitionRequest } from "../../core/transition.js";
 import type { Orchestrator } from "../../ports/backend.js";
 import type { NewInvocation, RunnerInfo, RunnerRecord } from "../../ports/records.js";
-import type { PostgresConnection } from "./postgres-connection.js";
+import type { PostgresConnection, Query } from "./postgres-connection.js";
 import { arrayLiteral } from "./postgres-arrays.js";
 import { firstEntryHead, historyEntry, historyEntryElement } from "./postgres-history.js";
 import type { PostgresSession } from "./postgres-session.js";
@@ -80,13 +80,20 @@ const singleParam = (i: number) => `$${1 + TRANSITION_COLUMNS.length + i}::${TRA
  * it expects; the new values were all computed in core. Queued targets draw a new queue position;
  * other targets keep theirs (see the claim), so that only a queued or a final target changes an
  * indexed column.
+ * Each request looks its invocation up by id (`found`: a LATERAL lookup behind an OFFSET 0 fence,
+ * so the requests are the outer side whatever the table's statistics say) and the update goes to
+ * the very row version found, by its ctid, as the claim does. Joined plainly by id, a table whose
+ * statistics said it was nearly empty (vacuumed between bursts) was read whole for every batch, by
+ * a plan the connection kept. A row that another session changed after this statement's snapshot
+ * is not at that ctid any more: it is `moved`, and transition() runs those requests again, in a
+ * statement that sees the change (the change may also have made them stale: they are judged again).
  * Only new work (a queued status) and an outcome (a final one) wake the app's listeners (after the
  * commit, see PostgresConnection.wake): no runner or waiter acts on the steps between, and every
  * NOTIFY costs each listening process a round of work.
- * It answers with the ordinals of the requests refused, almost always none: an ordinal per
- * request applied was a measurable share of a worker's time to parse.
+ * It answers with the ordinals of the requests refused and of those moved, almost always none: an
+ * ordinal per request applied was a measurable share of a worker's time to parse.
  */
-const TRANSITION = {
+export const TRANSITION = {
   name: "nenc_transition",
   text: `
     WITH request AS (
@@ -95,6 +102,14 @@ const TRANSITION = {
         .join(", ")}
       FROM unnest(${TRANSITION_COLUMNS.map((_, i) => arrayParam(i)).join(", ")})
         WITH ORDINALITY AS r(${TRANSITION_COLUMNS.map((c) => c.name).join(", ")}, ord)
+    ), found AS MATERIALIZED (
+      SELECT r.ord, r.to_status, r.owner, r.attempt, r.at, r.final, r.queued, r.ready_at, r.result, r.error, r.retries, r.entry, f.row
+      FROM request r CROSS JOIN LATERAL (
+        SELECT i.ctid AS row FROM nenc.invocations i
+        WHERE i.app_id = $1 AND i.id = r.id AND i.status = r.expect_status AND i.attempt = r.expect_attempt
+          AND (NOT r.check_owner OR i.owner IS NOT DISTINCT FROM r.expect_owner)
+        OFFSET 0
+      ) f
     ), applied AS (
       UPDATE nenc.invocations i SET
         status = r.to_status, owner = r.owner, attempt = r.attempt, updated_at = r.at, final = r.final,
@@ -102,12 +117,12 @@ const TRANSITION = {
         seq = CASE WHEN r.queued THEN nextval('nenc.seq') ELSE i.seq END,
         result = COALESCE(r.result, i.result), error = COALESCE(r.error, i.error), retries = COALESCE(r.retries, i.retries),
         history = i.history || r.entry
-      FROM request r
-      WHERE i.app_id = $1 AND i.id = r.id AND i.status = r.expect_status AND i.attempt = r.expect_attempt
-        AND (NOT r.check_owner OR i.owner IS NOT DISTINCT FROM r.expect_owner)
+      FROM found r
+      WHERE i.ctid = r.row
       RETURNING r.ord, r.queued OR r.final AS wake
     )
-    SELECT ARRAY(SELECT o FROM generate_series(1, cardinality($2::text[])) o WHERE o NOT IN (SELECT ord FROM applied)) AS refused,
+    SELECT ARRAY(SELECT o FROM generate_series(1, cardinality($2::text[])) o WHERE o NOT IN (SELECT ord FROM found)) AS refused,
+      ARRAY(SELECT ord FROM found WHERE ord NOT IN (SELECT ord FROM applied)) AS moved,
       EXISTS (SELECT 1 FROM applied WHERE wake) AS wake`,
 };
 
@@ -149,8 +164,10 @@ const ACQUIRE_LEASE = `
   RETURNING 1`;
 
 interface TransitionRow {
-  /** Ordinals of the requests that did not apply: almost always none, so the reply stays small. */
+  /** Ordinals of the requests whose expectation did not hold: almost always none, so the reply stays small. */
   refused: number[];
+  /** Ordinals of the requests whose row another session changed meanwhile: to be run again. */
+  moved: number[];
   wake: boolean;
 }
 
@@ -209,15 +226,24 @@ export class PostgresOrchestrator implements Orchestrator {
     const rounds = inRounds(requests);
     const applied = new Array<boolean>(requests.length).fill(false);
     let wake = false;
+    const run = async (query: Query, round: readonly number[]) => {
+      // Requests whose row moved run again, until none did (each time, another session changed it).
+      for (let left = round; left.length > 0;) {
+        const [row] = await query<TransitionRow>(TRANSITION, this.#values(requests, left));
+        if (!row) throw new Error("a transition batch answered nothing");
+        for (const index of left) applied[index] = true;
+        for (const ord of row.refused) applied[left[ord - 1]!] = false;
+        if (row.wake) wake = true;
+        left = row.moved.map((ord) => left[ord - 1]!);
+      }
+    };
     if (rounds.length === 1) {
-      wake = this.#mark(applied, rounds[0]!, await this.#db.query<TransitionRow>(TRANSITION, this.#values(requests, rounds[0]!)));
+      await run((statement, values) => this.#db.query(statement, values), rounds[0]!);
     } else {
       // Several requests on one invocation (a chain such as KILLED then REROUTED): one round per
       // position in the chains, in order, in one transaction, so each sees the previous ones.
       await this.#db.transaction(async (query) => {
-        for (const round of rounds) {
-          if (this.#mark(applied, round, await query<TransitionRow>(TRANSITION, this.#values(requests, round)))) wake = true;
-        }
+        for (const round of rounds) await run(query, round);
       });
     }
     if (wake) this.#db.wake();
@@ -242,15 +268,6 @@ export class PostgresOrchestrator implements Orchestrator {
       if (c > 0) singles.push(null);
     });
     return [this.#db.appId, ...arrays, ...singles];
-  }
-
-  /** Marks the requests of `round` that applied; true if one of them calls for a wake-up. */
-  #mark(applied: boolean[], round: readonly number[], rows: TransitionRow[]): boolean {
-    const row = rows[0];
-    if (!row) return false;
-    for (const index of round) applied[index] = true;
-    for (const ord of row.refused) applied[round[ord - 1]!] = false;
-    return row.wake;
   }
 
   /**

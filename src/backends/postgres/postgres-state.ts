@@ -9,18 +9,23 @@ const INVOCATION_COLUMNS = `id, task_id, call_id, args, status, attempt, owner, 
 /**
  * Stores each line only while its attempt is current and owned by its runner. The invocation
  * rows are share-locked, so a transition that takes the invocation away either commits first (and
- * the line is refused) or waits until the lines are in.
+ * the line is refused) or waits until the lines are in. Each line looks its invocation up by id
+ * (LATERAL: the lines are the outer side whatever the table's statistics say; joined plainly, a
+ * table the planner took for nearly empty was read whole, for every batch).
  */
-const APPEND_LOGS = {
+export const APPEND_LOGS = {
   name: "nenc_append_logs",
   text: `
     INSERT INTO nenc.logs (app_id, invocation_id, attempt, runner_id, at, level, message)
     SELECT $1, l.invocation_id, l.attempt, l.runner_id, l.at, l.level, l.message
     FROM unnest($2::text[], $3::integer[], $4::text[], $5::bigint[], $6::text[], $7::text[])
          WITH ORDINALITY AS l(invocation_id, attempt, runner_id, at, level, message, ord)
-    JOIN nenc.invocations i ON i.app_id = $1 AND i.id = l.invocation_id AND i.attempt = l.attempt AND i.owner = l.runner_id
+    CROSS JOIN LATERAL (
+      SELECT 1 FROM nenc.invocations i
+      WHERE i.app_id = $1 AND i.id = l.invocation_id AND i.attempt = l.attempt AND i.owner = l.runner_id
+      FOR SHARE
+    ) current
     ORDER BY l.ord
-    FOR SHARE OF i
     RETURNING 1`,
 };
 
