@@ -1,4 +1,4 @@
-import { serialize, stableHash } from "../core/serializer.js";
+import { callKey, serialize } from "../core/serializer.js";
 import type { ErrorClass, RetryPolicy } from "../core/retry.js";
 import type { TaskConfig } from "../core/config.js";
 import type { NewInvocation } from "../ports/records.js";
@@ -91,12 +91,13 @@ export class Task<Args extends unknown[] = unknown[], Result = unknown> {
   #newInvocation(args: Args): NewInvocation {
     if (!Array.isArray(args)) throw new TypeError(`${this.name}: arguments must be an array`);
     const encoded = args.map((arg, i) => serialize(arg, `argument ${i} of ${this.name}`));
+    const argsText = `[${encoded.join(",")}]`;
     const now = this.#app.clock.now();
     return {
       id: newInvocationId(now),
       taskId: this.name,
-      callId: `${this.name}:${stableHash(args)}`,
-      args: `[${encoded.join(",")}]`,
+      callId: `${this.name}:${callKey(args, argsText)}`,
+      args: argsText,
       parentId: taskContext.getStore()?.invocationId ?? null,
       createdAt: now,
       readyAt: now,

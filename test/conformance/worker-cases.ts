@@ -181,6 +181,24 @@ export function workerCases(fixture: BackendFixture): void {
     it("resolves thousands of result() calls awaited at once", sumsComeBack(2000, 2));
   });
 
+  describe(`${fixture.name}: calls`, () => {
+    it("stores each invocation's call: its task and arguments, equal for equal arguments in any key order", async () => {
+      const { app, backend } = await openApp(fixture);
+      try {
+        const order = app.task("order", async (_item: { sku: string; qty: number }, _note?: string) => undefined);
+        const [first, same, other] = await order.parallelize([[{ sku: "a", qty: 1 }], [{ qty: 1, sku: "a" }], [{ sku: "a", qty: 2 }]]);
+        const long = await order.invoke({ sku: "b", qty: 1 }, "n".repeat(200));
+        const callOf = async (inv: { id: string } | undefined) => (await backend.state.get(inv!.id))?.callId;
+        assert.equal(await callOf(first), 'order:[{"qty":1,"sku":"a"}]');
+        assert.equal(await callOf(same), await callOf(first));
+        assert.notEqual(await callOf(other), await callOf(first));
+        assert.match((await callOf(long)) ?? "", /^order:#[\w-]{22}$/, "long arguments are digested");
+      } finally {
+        await app.close();
+      }
+    });
+  });
+
   describe(`${fixture.name}: parallelize batches`, () => {
     /** The sizes of the register calls a parallelize() of `count` makes, with `env` on top of the fixture's. */
     async function batchSizes(count: number, env: Record<string, string>): Promise<{ sizes: number[]; backendSize: number }> {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { deserialize, serialize, stableHash } from "../../src/core/serializer.js";
+import { CALL_KEY_INLINE_MAX, callKey, deserialize, serialize } from "../../src/core/serializer.js";
 import { SerializationError } from "../../src/core/errors.js";
 
 describe("serializer", () => {
@@ -50,9 +50,27 @@ describe("serializer", () => {
     assert.throws(() => serialize(cyclic, "c"), SerializationError);
   });
 
-  it("hashes equal arguments equally whatever their key order", () => {
-    assert.equal(stableHash([{ a: 1, b: 2 }]), stableHash([{ b: 2, a: 1 }]));
-    assert.notEqual(stableHash([1]), stableHash([2]));
-    assert.notEqual(stableHash([new Date(0)]), stableHash(["1970-01-01T00:00:00.000Z"]));
+  describe("call keys", () => {
+    const key = (args: unknown[]) => callKey(args, `[${args.map((arg) => serialize(arg)).join(",")}]`);
+
+    it("are equal for equal arguments whatever their key order, and differ otherwise", () => {
+      assert.equal(key([{ a: 1, b: { c: [1, { d: 1, e: 2 }], f: 2 } }]), key([{ b: { f: 2, c: [1, { e: 2, d: 1 }] }, a: 1 }]));
+      assert.notEqual(key([1]), key([2]));
+      assert.notEqual(key([1, 2]), key([[1, 2]]));
+      assert.notEqual(key([new Date(0)]), key(["1970-01-01T00:00:00.000Z"]));
+      assert.notEqual(key([undefined]), key([null]));
+      const long = "x".repeat(CALL_KEY_INLINE_MAX);
+      assert.equal(key([{ a: long, b: 1 }]), key([{ b: 1, a: long }]));
+      assert.notEqual(key([long + "1"]), key([long + "2"]));
+    });
+
+    it("hold short arguments as their canonical JSON, and a digest of longer ones", () => {
+      assert.equal(key([1, "two", [3]]), '[1,"two",[3]]');
+      assert.equal(key([{ b: 2, a: 1 }]), '[{"a":1,"b":2}]');
+      assert.equal(key([new Date(0)]), '[{"$nenc":"Date","v":"1970-01-01T00:00:00.000Z"}]');
+      const digested = key(["x".repeat(CALL_KEY_INLINE_MAX)]);
+      assert.match(digested, /^#[\w-]{22}$/);
+      assert.equal(key([]), "[]");
+    });
   });
 });
