@@ -29,8 +29,8 @@ export const CALL_KEY_INLINE_MAX = 64;
  * sorted, so that their order does not make another call), as they are while short: readable, and
  * nearly free, since for arguments without objects that JSON is `argsText` (the arguments as
  * serialize() wrote them, which the invocation stores). Longer, a digest of it after '#' (which
- * canonical JSON, an array, never starts with). A sha256 digest for every call was a sixth of an
- * enqueueing process's time.
+ * canonical JSON, an array, never starts with). Encoding, sorting and digesting every call was
+ * about half of an enqueueing process's time.
  */
 export function callKey(args: readonly unknown[], argsText: string): string {
   const canonical = args.some(hasObject) ? JSON.stringify(sortKeys(encode(args, "arguments", new Set()))) : argsText;

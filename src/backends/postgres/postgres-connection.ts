@@ -9,6 +9,9 @@ type Driver = (typeof import("pg"))["default"];
 /** A query the server may keep a plan of: `name` makes it a prepared statement per connection. */
 export type Statement = string | { readonly name: string; readonly text: string };
 
+/** Runs one statement and returns its rows: on the pool (a transaction of its own) or inside a transaction. */
+export type Query = <R extends QueryResultRow>(statement: Statement, values?: unknown[]) => Promise<R[]>;
+
 /** PostgreSQL cannot be reached (down, restarting, refusing connections, the link dropped). */
 export class PostgresUnreachableError extends NencError {
   override name = "PostgresUnreachableError";
@@ -48,12 +51,9 @@ const CONNECTION_MESSAGES =
  * order is pinned too, where a batch meets the table: the batch's rows are the outer side of a
  * LATERAL lookup by id (see TRANSITION and APPEND_LOGS), never the inner side of a walk over the app.
  */
-/** Runs one statement and returns its rows: on the pool (a transaction of its own) or inside a transaction. */
-export type Query = <R extends QueryResultRow>(statement: Statement, values?: unknown[]) => Promise<R[]>;
+const SESSION_SETTINGS = "-c plan_cache_mode=force_generic_plan -c enable_bitmapscan=off -c enable_seqscan=off";
 
 const NOTIFY = { name: "nenc_notify", text: "SELECT pg_notify($1, '')" };
-
-const SESSION_SETTINGS = "-c plan_cache_mode=force_generic_plan -c enable_bitmapscan=off -c enable_seqscan=off";
 
 /**
  * Errors after which nothing was applied, so the statement can simply run again: deadlock_detected,
