@@ -1,7 +1,8 @@
 /**
  * `npm run bench:drain -- SYSTEM [--tasks N] [--rounds R] [--pin same|apart]`: one system of
  * bench:peers draining N queued no-ops (default 20,000) with one worker process, R times (default
- * 3), reporting per round the rate and the CPU per job of the worker process (all threads) and of
+ * 3), reporting per round the rate (and apart, that of the first 1,000, which run while the worker's
+ * code is still being compiled) and the CPU per job of the worker process (all threads) and of
  * the server (every redis-server or postgres process), from /proc, and on PostgreSQL the bytes of
  * write-ahead log per job (how much the server writes). It shows where a system's time goes, which
  * bench:peers' rates alone do not. SYSTEM is one of bench:peers' systems
@@ -54,7 +55,9 @@ const serverCpuSeconds = () => cpuSecondsNamed(serverName);
 const taskset = (mask: string, pid: number) => execFileSync("taskset", ["-a", "-p", mask, String(pid)], { stdio: "ignore" });
 const allCpus = ((1 << cpus().length) - 1).toString(16);
 
-const results: { perS: number; workerUs: number; serverUs: number; walBytes: number }[] = [];
+const results: { perS: number; firstPerS: number; restPerS: number; workerUs: number; serverUs: number; walBytes: number }[] = [];
+/** No-ops timed apart at the start of each drain. */
+const FIRST = Math.min(1000, tasks);
 try {
   if (pin) for (const pid of serverPids()) taskset("1", pid);
   for (let round = 1; round <= rounds; round++) {
@@ -70,19 +73,24 @@ try {
       // and not before, since the count is load on the server being measured.
       while (worker.firstNoopAt === undefined && worker.child.exitCode === null) await sleep(1);
       const started = { at: performance.now(), worker: cpuSeconds(worker.pid), server: serverCpuSeconds(), wal: await walBytes() };
+      // The first thousand runs in a worker whose code is not compiled yet: its rate apart.
+      await worker.untilNoops(FIRST, Date.now() + 180_000);
+      const firstSeconds = (performance.now() - started.at) / 1000;
       await worker.untilNoops(tasks, Date.now() + 180_000);
       while ((await system.completedJobs()) < tasks) await sleep(2);
       const seconds = (performance.now() - started.at) / 1000;
       const perJob = (s: number) => (s * 1e6) / tasks;
       const result = {
         perS: tasks / seconds,
+        firstPerS: FIRST / firstSeconds,
+        restPerS: (tasks - FIRST) / (seconds - firstSeconds),
         workerUs: perJob(cpuSeconds(worker.pid) - started.worker),
         serverUs: perJob(serverCpuSeconds() - started.server),
         walBytes: ((await walBytes()) - started.wal) / tasks,
       };
       results.push(result);
       console.log(
-        `${name} round ${round}: ${fmt(result.perS)}/s; CPU per job: worker ${fmt(result.workerUs, 1)} µs, ${serverName} ${fmt(result.serverUs, 1)} µs` +
+        `${name} round ${round}: ${fmt(result.perS)}/s (first ${fmt(FIRST)} ${fmt(result.firstPerS)}/s, the rest ${fmt(result.restPerS)}/s); CPU per job: worker ${fmt(result.workerUs, 1)} µs, ${serverName} ${fmt(result.serverUs, 1)} µs` +
           (walClient ? `; WAL ${fmt(result.walBytes)} bytes per job` : ""),
       );
       await worker.kill();
@@ -95,7 +103,8 @@ try {
   await walClient?.end();
 }
 console.log(
-  `${name}, ${fmt(tasks)} no-ops, median of ${rounds}${pin ? `, pinned ${pin}` : ""}: ${fmt(median(results.map((r) => r.perS)))}/s; ` +
+  `${name}, ${fmt(tasks)} no-ops, median of ${rounds}${pin ? `, pinned ${pin}` : ""}: ${fmt(median(results.map((r) => r.perS)))}/s ` +
+    `(first ${fmt(FIRST)} ${fmt(median(results.map((r) => r.firstPerS)))}/s, the rest ${fmt(median(results.map((r) => r.restPerS)))}/s); ` +
     `worker ${fmt(median(results.map((r) => r.workerUs)), 1)} µs, ${serverName} ${fmt(median(results.map((r) => r.serverUs)), 1)} µs per job` +
     (walClient ? `; WAL ${fmt(median(results.map((r) => r.walBytes)))} bytes per job` : ""),
 );
