@@ -11,7 +11,11 @@ const TAG = "$nenc";
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
+/** undefined, as it is stored: what every task that returns nothing stores as its result. */
+const UNDEFINED_TEXT = JSON.stringify({ [TAG]: "undefined" });
+
 export function serialize(value: unknown, what = "value"): string {
+  if (value === undefined) return UNDEFINED_TEXT;
   if (isPlainJson(value, 0)) return JSON.stringify(value);
   return JSON.stringify(encode(value, what, new Set()));
 }

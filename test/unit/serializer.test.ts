@@ -21,6 +21,8 @@ describe("serializer", () => {
     };
     const back = roundTrip(value);
     assert.deepEqual(back, value);
+    assert.equal(serialize(undefined), '{"$nenc":"undefined"}', "alone, as inside a value");
+    assert.equal(deserialize(serialize(undefined)), undefined);
   });
 
   it("carries errors with their name, message, stack and own fields", () => {
