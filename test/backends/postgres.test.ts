@@ -228,9 +228,9 @@ describe("postgres: query plans, whatever the statistics say", () => {
 });
 
 describe("postgres: a transition racing another change of its invocation", () => {
-  // Each transition locks its invocation by id and then updates the very row version it locked.
-  // A change committed by another session in between is waited for, and the request is judged
-  // against the row as that change left it, not against the version read before it.
+  // A transition finds its invocation by id and updates the row version it found. A change another
+  // session has made and not committed yet is waited for; once it commits, the request is judged
+  // again against the row as that change left it, not against the version found before it.
   for (const { what, change, applies } of [
     { what: "a change that keeps what the request expects: it applies", change: "updated_at = updated_at + 1", applies: true },
     { what: "a change of status: it is refused", change: "status = 'KILLED'", applies: false },
