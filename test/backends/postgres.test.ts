@@ -116,9 +116,7 @@ describe("postgres: query plans", () => {
     // whole queue to take the first rows; nenc's sessions pin its statements to index paths.
     const appId = `plan-${randomUUID()}`;
     const backend = await createPostgresBackend({ url, appId });
-    const db = await PostgresConnection.open({ url, appId });
-    await db.ready();
-    const client = await db.connect();
+    const { client, close } = await ownSession(appId);
     try {
       const now = Date.now();
       await backend.orchestrator.register(Array.from({ length: 500 }, (_, i) => newInvocation("t", [i], now)));
@@ -155,9 +153,8 @@ describe("postgres: query plans", () => {
         `the update finds the picked rows by their ctid: ${JSON.stringify(nodes.map((n) => [n["Node Type"], n["Index Name"]]))}`,
       );
     } finally {
-      await client.end();
+      await close();
       await backend.state.purge();
-      await db.close();
       await backend.close();
     }
   });
@@ -189,9 +186,7 @@ describe("postgres: query plans, whatever the statistics say", () => {
   ];
   for (const { what, text, reads } of STATEMENTS) {
     it(what, async () => {
-      const db = await PostgresConnection.open({ url, appId: `plan-${randomUUID()}` });
-      await db.ready();
-      const client = await db.connect();
+      const { client, close } = await ownSession(`plan-${randomUUID()}`);
       try {
         const parameters = Math.max(...[...text.matchAll(/\$(\d+)/g)].map((m) => Number(m[1])));
         const nulls = Array.from({ length: parameters }, () => "NULL").join(", ");
@@ -220,8 +215,7 @@ describe("postgres: query plans, whatever the statistics say", () => {
           }
         }
       } finally {
-        await client.end();
-        await db.close();
+        await close();
       }
     });
   }
@@ -238,9 +232,7 @@ describe("postgres: a transition racing another change of its invocation", () =>
     it(what, async () => {
       const appId = `race-${randomUUID()}`;
       const backend = await createPostgresBackend({ url, appId });
-      const db = await PostgresConnection.open({ url, appId });
-      await db.ready();
-      const other = await db.connect();
+      const { client: other, close } = await ownSession(appId);
       try {
         const now = Date.now();
         await backend.orchestrator.registerRunner(remoteRunner("r", now), now);
@@ -263,8 +255,7 @@ describe("postgres: a transition racing another change of its invocation", () =>
         assert.equal((await backend.state.get(invocation.id))?.status, applies ? "SUCCESS" : "KILLED");
       } finally {
         await other.query("ROLLBACK").catch(() => {});
-        await other.end();
-        await db.close();
+        await close();
         await backend.state.purge();
         await backend.close();
       }
@@ -353,6 +344,20 @@ describe("postgres: schema upgrades", () => {
     }
   });
 });
+
+/** A connection of its own with nenc's session settings (those its statements are planned under). */
+async function ownSession(appId: string): Promise<{ client: pg.Client; close: () => Promise<void> }> {
+  const db = await PostgresConnection.open({ url, appId });
+  await db.ready();
+  const client = await db.connect();
+  return {
+    client,
+    close: async () => {
+      await client.end();
+      await db.close();
+    },
+  };
+}
 
 interface PlanNode {
   "Node Type": string;
