@@ -6,7 +6,7 @@ import pg from "pg";
 import { createPostgresBackend } from "../../src/backends/postgres/postgres-backend.js";
 import { arrayLiteral } from "../../src/backends/postgres/postgres-arrays.js";
 import { CLAIM } from "../../src/backends/postgres/postgres-broker.js";
-import { TRANSITION } from "../../src/backends/postgres/postgres-orchestrator.js";
+import { transitionShape, transitionStatement } from "../../src/backends/postgres/postgres-orchestrator.js";
 import { APPEND_LOGS } from "../../src/backends/postgres/postgres-state.js";
 import { PostgresConnection } from "../../src/backends/postgres/postgres-connection.js";
 import { MIGRATIONS } from "../../src/backends/postgres/postgres-migrations.js";
@@ -110,6 +110,56 @@ describe("postgres: array parameters", () => {
   });
 });
 
+describe("postgres: transition batches of every shape", () => {
+  it("write each request's own values, whichever columns vary within the batch", async () => {
+    // A batch sends a column as an array only when its requests differ there; here every column
+    // differs somewhere, and each request must still land with its own values.
+    const appId = `shapes-${randomUUID()}`;
+    const backend = await createPostgresBackend({ url, appId });
+    try {
+      const now = Date.now();
+      await backend.orchestrator.registerRunner(remoteRunner("r", now), now);
+      const [a, b, c] = [newInvocation("t", [1], now), newInvocation("t", [2], now + 1), newInvocation("t", [3], now + 2)];
+      await backend.orchestrator.register([a, b]);
+      assert.equal((await backend.broker.claim("r", 2, now + 1, { start: true })).length, 2);
+      await backend.orchestrator.register([c]);
+      const running = (id: string) => ({ id, status: STARTED_STATUS, attempt: 1, owner: "r" });
+      const requests = [
+        planTransition(running(a.id), "SUCCESS", { by: "r", at: now + 10, result: "[1]" }),
+        planTransition(running(b.id), "RETRY", { by: "r", at: now + 11, error: '{"message":"no"}', retries: 1, readyAt: now + 5000 }),
+        planTransition({ id: c.id, status: "REGISTERED", attempt: 0, owner: null }, "PENDING", { by: "q", at: now + 12 }),
+      ];
+      assert.deepEqual(await backend.orchestrator.transition(requests), [true, true, true]);
+      const [ra, rb, rc] = await Promise.all([a, b, c].map((inv) => backend.state.get(inv.id)));
+      assert.deepEqual(
+        [ra, rb, rc].map((r) => [r?.status, r?.owner, r?.attempt, r?.result, r?.error, r?.retries, r?.readyAt, r?.updatedAt]),
+        [
+          ["SUCCESS", null, 1, "[1]", null, 0, null, now + 10],
+          ["RETRY", null, 1, null, '{"message":"no"}', 1, now + 5000, now + 11],
+          ["PENDING", "q", 1, null, null, 0, null, now + 12],
+        ],
+      );
+      assert.deepEqual(
+        (await backend.state.history(b.id)).map((h) => [h.status, h.attempt, h.runnerId]),
+        [
+          ["REGISTERED", 0, null],
+          [CLAIMED_STATUS, 1, "r"],
+          [STARTED_STATUS, 1, "r"],
+          ["RETRY", 1, "r"],
+        ],
+      );
+      assert.deepEqual(
+        await backend.orchestrator.transition([requests[0]!, requests[2]!]),
+        [false, false],
+        "each batch of another shape is judged again",
+      );
+    } finally {
+      await backend.state.purge();
+      await backend.close();
+    }
+  });
+});
+
 describe("postgres: query plans", () => {
   it("claims by walking the queue index in order, never a bitmap or sequential scan of the table", async () => {
     // With statistics taken while the table was small, the planner used to read and sort the
@@ -175,7 +225,34 @@ describe("postgres: query plans, whatever the statistics say", () => {
     n["Node Type"] === "Tid Scan" ||
     (n["Node Type"] === "Index Scan" && n["Index Name"] === "invocations_pkey" && /\bid = /.test(n["Index Cond"] ?? ""));
   const STATEMENTS = [
-    { what: "a transition batch finds its invocations by id", text: TRANSITION.text, reads: byId },
+    {
+      what: "a transition batch in which every column varies finds its invocations by id",
+      text: transitionStatement(
+        transitionShape([
+          "expect_status",
+          "expect_attempt",
+          "check_owner",
+          "expect_owner",
+          "to_status",
+          "owner",
+          "attempt",
+          "ready_at",
+          "at",
+          "entry",
+          "result",
+          "error",
+          "retries",
+          "queued",
+          "final",
+        ]),
+      ).text,
+      reads: byId,
+    },
+    {
+      what: "a batch of final writes (times and entries varying) finds its invocations by id",
+      text: transitionStatement(transitionShape(["at", "entry"])).text,
+      reads: byId,
+    },
     { what: "a batch of log lines finds its invocations by id", text: APPEND_LOGS.text, reads: byId },
     {
       what: "a claim walks the queue index in order, then updates the rows it picked",
