@@ -6,7 +6,9 @@ import pg from "pg";
 import { createPostgresBackend } from "../../src/backends/postgres/postgres-backend.js";
 import { arrayLiteral } from "../../src/backends/postgres/postgres-arrays.js";
 import { CLAIM } from "../../src/backends/postgres/postgres-broker.js";
-import { transitionShape, transitionStatement } from "../../src/backends/postgres/postgres-orchestrator.js";
+import { PostgresOrchestrator, transitionShape, transitionStatement } from "../../src/backends/postgres/postgres-orchestrator.js";
+import { RowHints } from "../../src/backends/postgres/postgres-row-hints.js";
+import { PostgresSession } from "../../src/backends/postgres/postgres-session.js";
 import { APPEND_LOGS } from "../../src/backends/postgres/postgres-state.js";
 import { PostgresConnection } from "../../src/backends/postgres/postgres-connection.js";
 import { MIGRATIONS } from "../../src/backends/postgres/postgres-migrations.js";
@@ -160,6 +162,51 @@ describe("postgres: transition batches of every shape", () => {
   });
 });
 
+describe("postgres: row hints", () => {
+  it("are a shortcut only: a stale, wrong or impossible hint still finds each invocation by id", async () => {
+    const appId = `hints-${randomUUID()}`;
+    const backend = await createPostgresBackend({ url, appId });
+    // An orchestrator whose hints the test sets, on a connection of its own.
+    const db = await PostgresConnection.open({ url, appId });
+    const session = new PostgresSession(db);
+    const hints = new RowHints();
+    const orchestrator = new PostgresOrchestrator(db, session, 5000, hints);
+    try {
+      const now = Date.now();
+      await backend.orchestrator.registerRunner(remoteRunner("r", now), now);
+      const invocations = [1, 2, 3, 4].map((n) => newInvocation("t", [n], now));
+      await backend.orchestrator.register(invocations);
+      assert.equal((await backend.broker.claim("r", 4, now, { start: true })).length, 4);
+      const [a, b, c, d] = invocations.map((inv) => inv.id) as [string, string, string, string];
+      const ctid = async (id: string) =>
+        (await db.query<{ row: string }>("SELECT ctid::text AS row FROM nenc.invocations WHERE app_id = $1 AND id = $2", [appId, id]))[0]!
+          .row;
+      const finish = (id: string) =>
+        planTransition({ id, status: STARTED_STATUS, attempt: 1, owner: "r" }, "SUCCESS", { by: "r", at: now + 1, result: `"${id}"` });
+
+      // Stale: the claiming process's own hint, after another session moved the row (a kept expectation).
+      await db.query("UPDATE nenc.invocations SET updated_at = updated_at WHERE app_id = $1 AND id = $2", [appId, a]);
+      assert.deepEqual(await backend.orchestrator.transition([finish(a)]), [true], "a stale hint: found by id");
+      // Wrong: another invocation's row; impossible: past the table's end.
+      hints.remember(b, await ctid(c));
+      hints.remember(c, "(4294967295,1)");
+      hints.remember(d, await ctid(d));
+      assert.deepEqual(await orchestrator.transition([finish(b), finish(c), finish(d)]), [true, true, true]);
+      for (const id of [a, b, c, d]) {
+        const record = await backend.state.get(id);
+        assert.deepEqual([record?.status, record?.result], ["SUCCESS", `"${id}"`], `${id} got its own outcome`);
+      }
+      hints.remember(b, await ctid(b));
+      assert.deepEqual(await orchestrator.transition([finish(b)]), [false], "a hint to a row that no longer matches: refused");
+    } finally {
+      await backend.state.purge();
+      await session.close();
+      await db.close();
+      await backend.close();
+    }
+  });
+});
+
 describe("postgres: query plans", () => {
   it("claims by walking the queue index in order, never a bitmap or sequential scan of the table", async () => {
     // With statistics taken while the table was small, the planner used to read and sort the
@@ -244,13 +291,14 @@ describe("postgres: query plans, whatever the statistics say", () => {
           "retries",
           "queued",
           "final",
+          "hint",
         ]),
       ).text,
       reads: byId,
     },
     {
-      what: "a batch of final writes (times and entries varying) finds its invocations by id",
-      text: transitionStatement(transitionShape(["at", "entry"])).text,
+      what: "a batch of final writes (times, entries and row hints varying) finds its invocations by id",
+      text: transitionStatement(transitionShape(["at", "entry", "hint"])).text,
       reads: byId,
     },
     { what: "a batch of log lines finds its invocations by id", text: APPEND_LOGS.text, reads: byId },

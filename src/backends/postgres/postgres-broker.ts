@@ -4,6 +4,7 @@ import type { ClaimedInvocation } from "../../ports/records.js";
 import type { PostgresConnection } from "./postgres-connection.js";
 import { historyHead, historyTail } from "./postgres-history.js";
 import type { PostgresListener } from "./postgres-listener.js";
+import type { RowHints } from "./postgres-row-hints.js";
 
 /**
  * One statement: lock the runner's row (a retire waits for the claim, or the claim sees the
@@ -17,7 +18,8 @@ import type { PostgresListener } from "./postgres-listener.js";
  * and the update leaves ready_at and seq as they are: it changes no indexed column.
  * The update finds each picked row by its ctid, the version the pick locked (a locked row cannot
  * move before this statement ends): no second index walk, and no join plan that could read the
- * whole app instead.
+ * whole app instead. It answers with each row's new ctid too, kept as a hint for the final write
+ * (postgres-row-hints.ts).
  */
 export const CLAIM = {
   name: "nenc_claim",
@@ -36,9 +38,9 @@ export const CLAIM = {
           || CASE WHEN $9::text = '' THEN '' ELSE $9::text || (i.attempt + 1) || $8::text END
       FROM picked p
       WHERE i.ctid = p.ctid
-      RETURNING i.id, i.task_id, i.args, i.attempt, i.retries, i.parent_id, p.ready_at AS queued_at, p.seq AS queued_seq
+      RETURNING i.id, i.task_id, i.args, i.attempt, i.retries, i.parent_id, i.ctid AS row, p.ready_at AS queued_at, p.seq AS queued_seq
     )
-    SELECT id, task_id, args, attempt, retries, parent_id FROM claimed ORDER BY queued_at, queued_seq`,
+    SELECT id, task_id, args, attempt, retries, parent_id, row::text FROM claimed ORDER BY queued_at, queued_seq`,
 };
 
 const QUEUE_LENGTH = `
@@ -52,15 +54,18 @@ interface ClaimedRow {
   attempt: number;
   retries: number;
   parent_id: string | null;
+  row: string;
 }
 
 export class PostgresBroker implements Broker {
   readonly #db: PostgresConnection;
   readonly #listener: PostgresListener;
+  readonly #hints: RowHints;
 
-  constructor(db: PostgresConnection, listener: PostgresListener) {
+  constructor(db: PostgresConnection, listener: PostgresListener, hints: RowHints) {
     this.#db = db;
     this.#listener = listener;
+    this.#hints = hints;
   }
 
   async claim(runnerId: string, max: number, now: number, options: ClaimOptions = {}): Promise<ClaimedInvocation[]> {
@@ -78,14 +83,17 @@ export class PostgresBroker implements Broker {
       tail,
       ends === CLAIMED_STATUS ? "" : historyHead(ends, now),
     ]);
-    return rows.map((row) => ({
-      id: row.id,
-      taskId: row.task_id,
-      args: row.args,
-      attempt: row.attempt,
-      retries: row.retries,
-      parentId: row.parent_id,
-    }));
+    return rows.map((row) => {
+      this.#hints.remember(row.id, row.row);
+      return {
+        id: row.id,
+        taskId: row.task_id,
+        args: row.args,
+        attempt: row.attempt,
+        retries: row.retries,
+        parentId: row.parent_id,
+      };
+    });
   }
 
   async queueLength(now: number): Promise<number> {

@@ -9,12 +9,7 @@ import { escapedText } from "./postgres-arrays.js";
 /** How a string goes into an entry: as JSON text, or as that text escaped for an array literal. */
 type JsonString = (text: string) => string;
 
-/** A whole entry, with its leading comma. */
-export function historyEntry(status: string, at: number, attempt: number, runnerId: string | null): string {
-  return `${historyHead(status, at)}${attempt}${historyTail(runnerId)}`;
-}
-
-/** The same as an element of an array literal (quoted and escaped). */
+/** A whole entry, with its leading comma, as an element of an array literal (quoted and escaped). */
 export function historyEntryElement(status: string, at: number, attempt: number, runnerId: string | null): string {
   return `"${historyHead(status, at, escapedJson)}${attempt}${historyTail(runnerId, escapedJson)}"`;
 }

@@ -4,7 +4,8 @@ import type { Orchestrator } from "../../ports/backend.js";
 import type { NewInvocation, RunnerInfo, RunnerRecord } from "../../ports/records.js";
 import type { PostgresConnection, Query } from "./postgres-connection.js";
 import { arrayLiteral } from "./postgres-arrays.js";
-import { firstEntryHead, historyEntry, historyEntryElement } from "./postgres-history.js";
+import { firstEntryHead, historyEntryElement } from "./postgres-history.js";
+import type { RowHints } from "./postgres-row-hints.js";
 import type { PostgresSession } from "./postgres-session.js";
 
 /** The status an invocation enters when it is created (it is claimable from then on). */
@@ -34,20 +35,25 @@ type Value = string | number | boolean | null | undefined;
  * The columns of a transition batch, in parameter order. Each is sent as an array with an element
  * per request or, when every request of the batch has the same value (a worker's final writes
  * share their expected status, owner, target, result...), as that value once: the batch's shape
- * says which (see transitionStatement). The ids always go as an array (one request per invocation
- * in a statement).
+ * says which (see transitionStatement). The ids always go as arrays (one request per invocation
+ * in a statement), and so do the times, history entries and row hints, which nearly always differ
+ * within a batch: that keeps a worker's final writes to one shape, so that each connection plans
+ * one statement for them (a plan takes 1.5-3 ms of the server, and a worker starts with a few
+ * connections at once).
  */
 interface TransitionColumn {
   readonly name: string;
-  readonly type: "text" | "integer" | "bigint" | "boolean";
-  /** The request's value; equal values (===) across a batch are sent once. */
-  readonly value: (r: TransitionRequest) => Value;
-  /** The value as sent once, when it is not `value` (which is then an array element already). */
-  readonly single?: (r: TransitionRequest) => Value;
+  readonly type: "text" | "integer" | "bigint" | "boolean" | "tid";
+  /** The request's value (given the row hint taken for it); equal values (===) across a batch are sent once. */
+  readonly value: (r: TransitionRequest, hint: string | null) => Value;
+  /** Always sent as an array. */
+  readonly varies?: true;
+  /** Its values are array elements already (quoted and escaped). */
+  readonly elements?: true;
 }
 
 const TRANSITION_COLUMNS: readonly TransitionColumn[] = [
-  { name: "id", type: "text", value: (r) => r.id },
+  { name: "id", type: "text", value: (r) => r.id, varies: true },
   { name: "expect_status", type: "text", value: (r) => r.expect.status },
   { name: "expect_attempt", type: "integer", value: (r) => r.expect.attempt },
   { name: "check_owner", type: "boolean", value: (r) => r.expect.owner !== undefined },
@@ -56,30 +62,26 @@ const TRANSITION_COLUMNS: readonly TransitionColumn[] = [
   { name: "owner", type: "text", value: (r) => r.owner },
   { name: "attempt", type: "integer", value: (r) => r.attempt },
   { name: "ready_at", type: "bigint", value: (r) => r.readyAt },
-  { name: "at", type: "bigint", value: (r) => r.at },
-  {
-    name: "entry",
-    type: "text",
-    value: (r) => historyEntryElement(r.to, r.at, r.attempt, r.by),
-    single: (r) => historyEntry(r.to, r.at, r.attempt, r.by),
-  },
+  { name: "at", type: "bigint", value: (r) => r.at, varies: true },
+  { name: "entry", type: "text", value: (r) => historyEntryElement(r.to, r.at, r.attempt, r.by), varies: true, elements: true },
   { name: "result", type: "text", value: (r) => r.result ?? null },
   { name: "error", type: "text", value: (r) => r.error ?? null },
   { name: "retries", type: "integer", value: (r) => r.retries ?? null },
   { name: "queued", type: "boolean", value: (r) => STATUS_TABLE[r.to].claimable === true },
   { name: "final", type: "boolean", value: (r) => isFinal(r.to) },
+  { name: "hint", type: "tid", value: (_, hint) => hint, varies: true },
 ];
 
 /**
  * A batch's shape: which columns vary within it (sent as arrays), as a string of 0 and 1 per
- * column of TRANSITION_COLUMNS. The ids always vary.
+ * column of TRANSITION_COLUMNS. The columns marked `varies` always do.
  */
 export type TransitionShape = string;
 
-/** The shape of a batch in which the named columns vary (the ids always do). */
+/** The shape of a batch in which the named columns vary (besides those that always do). */
 export function transitionShape(varying: readonly string[]): TransitionShape {
   for (const name of varying) if (!TRANSITION_COLUMNS.some((c) => c.name === name)) throw new Error(`no transition column ${name}`);
-  return TRANSITION_COLUMNS.map((c, i) => (i === 0 || varying.includes(c.name) ? "1" : "0")).join("");
+  return TRANSITION_COLUMNS.map((c) => (c.varies || varying.includes(c.name) ? "1" : "0")).join("");
 }
 
 const transitionStatements = new Map<TransitionShape, { readonly name: string; readonly text: string }>();
@@ -87,7 +89,7 @@ const transitionStatements = new Map<TransitionShape, { readonly name: string; r
 /**
  * Compare-and-set of a batch of requests, none two on the same invocation: one statement, made
  * for the batch's shape (and kept, a prepared statement per shape and connection: a worker's final
- * writes come in two or three shapes). $1 is the app; then an array per column that varies, in
+ * writes come in one shape). $1 is the app; then an array per column that varies, in
  * column order ($2 the ids); then a value per column that does not. Unnesting only the columns
  * that vary took a sixth off the server's time per request (16 arrays, most of them empty, each
  * read through a COALESCE with its single value, were 3 of 24 µs).
@@ -95,11 +97,13 @@ const transitionStatements = new Map<TransitionShape, { readonly name: string; r
  * what it expects; the new values were all computed in core. Queued targets draw a new queue
  * position; other targets keep theirs (see the claim), so that only a queued or a final target
  * changes an indexed column.
- * Each request looks its invocation up by id (`found`: a LATERAL lookup behind an OFFSET 0 fence,
- * so the requests are the outer side whatever the table's statistics say) and the update goes to
- * the very row version found, by its ctid, as the claim does. Joined plainly by id, a table whose
- * statistics said it was nearly empty (vacuumed between bursts) was read whole for every batch, by
- * a plan the connection kept. A row that another session changed after this statement's snapshot
+ * Each request finds its invocation's row (`found`, a LATERAL subquery: the requests are the outer
+ * side whatever the table's statistics say) at the ctid this process's claim left it at, when it
+ * has that hint and the row is still there (postgres-row-hints.ts: a serial batch of final writes
+ * took 20 µs of the server per request with hints, 24.5 without), and otherwise by id; the
+ * update goes to the very row version found, by its ctid, as the claim does. Joined plainly by id,
+ * a table whose statistics said it was nearly empty (vacuumed between bursts) was read whole for
+ * every batch, by a plan the connection kept. A row that another session changed after this statement's snapshot
  * is not at that ctid any more: it is `moved`, and transition() runs those requests again, in a
  * statement that sees the change (the change may also have made them stale: they are judged again).
  * Only new work (a queued status) and an outcome (a final one) wake the app's listeners (after the
@@ -111,13 +115,20 @@ const transitionStatements = new Map<TransitionShape, { readonly name: string; r
 export function transitionStatement(shape: TransitionShape): { readonly name: string; readonly text: string } {
   let statement = transitionStatements.get(shape);
   if (statement) return statement;
-  if (shape.length !== TRANSITION_COLUMNS.length || !/^1[01]*$/.test(shape)) throw new Error(`not a transition batch's shape: ${shape}`);
+  if (
+    shape.length !== TRANSITION_COLUMNS.length ||
+    TRANSITION_COLUMNS.some((c, i) => (c.varies && shape[i] !== "1") || !/[01]/.test(shape[i]!))
+  ) {
+    throw new Error(`not a transition batch's shape: ${shape}`);
+  }
   const varying = TRANSITION_COLUMNS.filter((_, c) => shape[c] === "1");
   const once = TRANSITION_COLUMNS.filter((_, c) => shape[c] === "0");
   const source = (column: TransitionColumn) =>
     shape[TRANSITION_COLUMNS.indexOf(column)] === "1"
       ? `r.${column.name}`
       : `$${2 + varying.length + once.indexOf(column)}::${column.type} AS ${column.name}`;
+  const expected = `i.app_id = $1 AND i.id = r.id AND i.status = r.expect_status AND i.attempt = r.expect_attempt
+            AND (NOT r.check_owner OR i.owner IS NOT DISTINCT FROM r.expect_owner)`;
   const text = `
     WITH request AS (
       SELECT r.ord, ${TRANSITION_COLUMNS.map(source).join(", ")}
@@ -126,10 +137,12 @@ export function transitionStatement(shape: TransitionShape): { readonly name: st
     ), found AS MATERIALIZED (
       SELECT r.ord, r.to_status, r.owner, r.attempt, r.at, r.final, r.queued, r.ready_at, r.result, r.error, r.retries, r.entry, f.row
       FROM request r CROSS JOIN LATERAL (
-        SELECT i.ctid AS row FROM nenc.invocations i
-        WHERE i.app_id = $1 AND i.id = r.id AND i.status = r.expect_status AND i.attempt = r.expect_attempt
-          AND (NOT r.check_owner OR i.owner IS NOT DISTINCT FROM r.expect_owner)
-        OFFSET 0
+        SELECT c.row FROM (
+          SELECT i.ctid AS row FROM nenc.invocations i WHERE i.ctid = r.hint AND ${expected}
+          UNION ALL
+          SELECT i.ctid AS row FROM nenc.invocations i WHERE ${expected}
+        ) c
+        LIMIT 1
       ) f
     ), applied AS (
       UPDATE nenc.invocations i SET
@@ -212,11 +225,13 @@ export class PostgresOrchestrator implements Orchestrator {
   readonly #db: PostgresConnection;
   readonly #session: PostgresSession;
   readonly #connectionGraceMs: number;
+  readonly #hints: RowHints;
 
-  constructor(db: PostgresConnection, session: PostgresSession, connectionGraceMs: number) {
+  constructor(db: PostgresConnection, session: PostgresSession, connectionGraceMs: number, hints: RowHints) {
     this.#db = db;
     this.#session = session;
     this.#connectionGraceMs = connectionGraceMs;
+    this.#hints = hints;
   }
 
   async register(invocations: readonly NewInvocation[]): Promise<void> {
@@ -277,20 +292,20 @@ export class PostgresOrchestrator implements Orchestrator {
   /** The statement for the requests of `round`, and its parameters: $1, an array per column that varies, a value per column that does not. */
   #statement(requests: readonly TransitionRequest[], round: readonly number[]): [{ name: string; text: string }, unknown[]] {
     const rows = round.map((i) => requests[i]!);
+    const hints = rows.map((r) => this.#hints.take(r.id));
     const arrays: string[] = [];
     const singles: Value[] = [];
     let shape = "";
-    TRANSITION_COLUMNS.forEach((column, c) => {
-      const values = rows.map(column.value);
+    TRANSITION_COLUMNS.forEach((column) => {
+      const values = rows.map((row, k) => column.value(row, hints[k] ?? null));
       const first = values[0];
-      if (c > 0 && values.every((value) => value === first)) {
+      if (!column.varies && values.every((value) => value === first)) {
         shape += "0";
-        singles.push(column.single ? column.single(rows[0]!) : first);
+        singles.push(first);
         return;
       }
       shape += "1";
-      // The history entry's value is its element already.
-      arrays.push(column.single ? `{${values.join(",")}}` : arrayLiteral(values));
+      arrays.push(column.elements ? `{${values.join(",")}}` : arrayLiteral(values));
     });
     return [transitionStatement(shape), [this.#db.appId, ...arrays, ...singles]];
   }
