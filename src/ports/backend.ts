@@ -107,6 +107,11 @@ export interface Backend {
   readonly orchestrator: Orchestrator;
   readonly broker: Broker;
   readonly state: StateStore;
+  /**
+   * Optional: get ready for a worker's claims and writes at full rate (open the connections they
+   * will use, have the server plan their statements), so that the first work does not pay for it.
+   */
+  prepareForWork?(): Promise<void>;
   close(): Promise<void>;
 }
 

@@ -171,6 +171,7 @@ export class Worker {
       });
       this.#recovery.start();
     }
+    await this.#backend.prepareForWork?.();
     this.#unsubscribe = this.#backend.broker.subscribe(() => this.#pump());
     this.#pollTimer = setInterval(() => this.#pump(), config.pollIntervalMs);
     this.#pump();

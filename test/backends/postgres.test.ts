@@ -207,6 +207,31 @@ describe("postgres: row hints", () => {
   });
 });
 
+describe("postgres: a worker's preparation", () => {
+  it("starts the connections a worker writes on, each having run the claim and the final writes", async () => {
+    const appId = `prepare-${randomUUID()}`;
+    const backend = await createPostgresBackend({ url, appId });
+    const { client, close } = await ownSession(`observer-${randomUUID()}`);
+    try {
+      await backend.prepareForWork();
+      const { rows } = await client.query<{ n: number; idle: number }>(
+        "SELECT count(*)::int AS n, count(*) FILTER (WHERE state = 'idle')::int AS idle FROM pg_stat_activity WHERE application_name = $1",
+        [`nenc ${appId}`.slice(0, 63)],
+      );
+      assert.deepEqual(rows[0], { n: 5, idle: 5 }, "five connections, back in the pool");
+      const now = Date.now();
+      await backend.orchestrator.registerRunner(remoteRunner("r", now), now);
+      await backend.orchestrator.register([newInvocation("t", [1], now)]);
+      const [claimed] = await backend.broker.claim("r", 1, now, { start: true });
+      assert.equal(claimed?.attempt, 1, "what the preparation ran changed nothing");
+    } finally {
+      await close();
+      await backend.state.purge();
+      await backend.close();
+    }
+  });
+});
+
 describe("postgres: query plans", () => {
   it("claims by walking the queue index in order, never a bitmap or sequential scan of the table", async () => {
     // With statistics taken while the table was small, the planner used to read and sort the

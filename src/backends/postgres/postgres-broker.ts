@@ -1,7 +1,7 @@
-import { CLAIMABLE_STATUSES, CLAIMED_STATUS, STARTED_STATUS } from "../../core/status.js";
+import { CLAIMABLE_STATUSES, CLAIMED_STATUS, STARTED_STATUS, type Status } from "../../core/status.js";
 import type { Broker, ClaimOptions } from "../../ports/backend.js";
 import type { ClaimedInvocation } from "../../ports/records.js";
-import type { PostgresConnection } from "./postgres-connection.js";
+import type { PostgresConnection, Statement } from "./postgres-connection.js";
 import { historyHead, historyTail } from "./postgres-history.js";
 import type { PostgresListener } from "./postgres-listener.js";
 import type { RowHints } from "./postgres-row-hints.js";
@@ -68,21 +68,17 @@ export class PostgresBroker implements Broker {
     this.#hints = hints;
   }
 
+  /** The claim statement, with parameters that claim nothing: for PostgresConnection.warm. */
+  idleClaim(): { statement: Statement; values: unknown[] } {
+    return { statement: CLAIM, values: this.#claimValues("", 0, Date.now(), STARTED_STATUS) };
+  }
+
   async claim(runnerId: string, max: number, now: number, options: ClaimOptions = {}): Promise<ClaimedInvocation[]> {
     if (max <= 0) return [];
-    const ends = options.start ? STARTED_STATUS : CLAIMED_STATUS;
-    const tail = historyTail(runnerId);
-    const rows = await this.#db.query<ClaimedRow>(CLAIM, [
-      this.#db.appId,
-      runnerId,
-      now,
-      max,
-      CLAIMABLE_STATUSES,
-      ends,
-      historyHead(CLAIMED_STATUS, now),
-      tail,
-      ends === CLAIMED_STATUS ? "" : historyHead(ends, now),
-    ]);
+    const rows = await this.#db.query<ClaimedRow>(
+      CLAIM,
+      this.#claimValues(runnerId, max, now, options.start ? STARTED_STATUS : CLAIMED_STATUS),
+    );
     return rows.map((row) => {
       this.#hints.remember(row.id, row.row);
       return {
@@ -94,6 +90,20 @@ export class PostgresBroker implements Broker {
         parentId: row.parent_id,
       };
     });
+  }
+
+  #claimValues(runnerId: string, max: number, now: number, ends: Status): unknown[] {
+    return [
+      this.#db.appId,
+      runnerId,
+      now,
+      max,
+      CLAIMABLE_STATUSES,
+      ends,
+      historyHead(CLAIMED_STATUS, now),
+      historyTail(runnerId),
+      ends === CLAIMED_STATUS ? "" : historyHead(ends, now),
+    ];
   }
 
   async queueLength(now: number): Promise<number> {

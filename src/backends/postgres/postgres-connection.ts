@@ -108,6 +108,7 @@ export class PostgresConnection {
   readonly driver: Driver;
   readonly #pool: Pool;
   readonly #config: ClientConfig;
+  readonly #poolSize: number;
   #ready: Promise<void> | undefined;
   #closed = false;
   #waking = false;
@@ -126,7 +127,8 @@ export class PostgresConnection {
       connectionTimeoutMillis: 10_000,
       options: SESSION_SETTINGS,
     };
-    this.#pool = new driver.Pool({ ...this.#config, max: options.poolSize ?? 10, idleTimeoutMillis: 30_000, allowExitOnIdle: true });
+    this.#poolSize = options.poolSize ?? 10;
+    this.#pool = new driver.Pool({ ...this.#config, max: this.#poolSize, idleTimeoutMillis: 30_000, allowExitOnIdle: true });
     // An idle pooled connection that the server closes (restart, admin) is dropped by the pool;
     // the next query opens a new one. Without a listener the error would end the process.
     this.#pool.on("error", () => {});
@@ -205,6 +207,31 @@ export class PostgresConnection {
       throw this.translate(error);
     }
     return client;
+  }
+
+  /**
+   * Open `connections` pooled connections at once and run each statement on each, so that the
+   * server processes behind them are started and have planned those statements before they are
+   * needed.
+   */
+  async warm(connections: number, statements: readonly { statement: Statement; values: unknown[] }[]): Promise<void> {
+    await this.ready();
+    await this.#retrying(async () => {
+      const clients = await Promise.all(Array.from({ length: Math.min(connections, this.#poolSize) }, () => this.#pool.connect()));
+      await Promise.all(
+        clients.map(async (client) => {
+          let broken = false;
+          try {
+            for (const { statement, values } of statements) await client.query(toConfig(statement, values));
+          } catch (error) {
+            broken = isConnectionError(error);
+            throw error;
+          } finally {
+            client.release(broken);
+          }
+        }),
+      );
+    });
   }
 
   /** The schema is migrated before the first statement; a failed attempt is retried next time. */

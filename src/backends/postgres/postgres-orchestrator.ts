@@ -2,7 +2,7 @@ import { isFinal, STATUS_TABLE } from "../../core/status.js";
 import type { TransitionRequest } from "../../core/transition.js";
 import type { Orchestrator } from "../../ports/backend.js";
 import type { NewInvocation, RunnerInfo, RunnerRecord } from "../../ports/records.js";
-import type { PostgresConnection, Query } from "./postgres-connection.js";
+import type { PostgresConnection, Query, Statement } from "./postgres-connection.js";
 import { arrayLiteral } from "./postgres-arrays.js";
 import { firstEntryHead, historyEntryElement } from "./postgres-history.js";
 import type { RowHints } from "./postgres-row-hints.js";
@@ -287,6 +287,12 @@ export class PostgresOrchestrator implements Orchestrator {
     }
     if (wake) this.#db.wake();
     return applied;
+  }
+
+  /** The statement of a worker's final writes, with parameters that change nothing: for PostgresConnection.warm. */
+  idleFinalWrites(): { statement: Statement; values: unknown[] } {
+    const [statement, values] = this.#statement([], []);
+    return { statement, values };
   }
 
   /** The statement for the requests of `round`, and its parameters: $1, an array per column that varies, a value per column that does not. */
