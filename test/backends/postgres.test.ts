@@ -153,7 +153,7 @@ describe("postgres: transition batches of every shape", () => {
       assert.deepEqual(
         await backend.orchestrator.transition([requests[0]!, requests[2]!]),
         [false, false],
-        "each batch of another shape is judged again",
+        "applied once: a second batch expecting the same states is refused",
       );
     } finally {
       await backend.state.purge();
@@ -163,6 +163,20 @@ describe("postgres: transition batches of every shape", () => {
 });
 
 describe("postgres: row hints", () => {
+  it("are used once each, and the oldest are forgotten beyond the bound", () => {
+    const hints = new RowHints(2);
+    hints.remember("a", "(0,1)");
+    hints.remember("b", "(0,2)");
+    hints.remember("a", "(0,3)");
+    hints.remember("c", "(0,4)");
+    assert.deepEqual(
+      ["a", "b", "c"].map((id) => hints.take(id)),
+      ["(0,3)", null, "(0,4)"],
+      "b, the oldest remembered, was forgotten; a was remembered again after it",
+    );
+    assert.equal(hints.take("a"), null, "taken once");
+  });
+
   it("are a shortcut only: a stale, wrong or impossible hint still finds each invocation by id", async () => {
     const appId = `hints-${randomUUID()}`;
     const backend = await createPostgresBackend({ url, appId });

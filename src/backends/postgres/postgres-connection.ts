@@ -49,7 +49,8 @@ const CONNECTION_MESSAGES =
  * that read and sorted the whole queue to take the first 50 (a bitmap scan), and transition
  * batches that scanned the whole table (a sequential scan), each growing with the table. The join
  * order is pinned too, where a batch meets the table: the batch's rows are the outer side of a
- * LATERAL lookup by id (see transitionStatement and APPEND_LOGS), never the inner side of a walk over the app.
+ * LATERAL lookup by id (see transitionStatement and APPEND_LOGS), never the inner side of a walk
+ * over the app.
  */
 const SESSION_SETTINGS = "-c plan_cache_mode=force_generic_plan -c enable_bitmapscan=off -c enable_seqscan=off";
 

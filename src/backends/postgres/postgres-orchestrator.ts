@@ -97,15 +97,16 @@ const transitionStatements = new Map<TransitionShape, { readonly name: string; r
  * what it expects; the new values were all computed in core. Queued targets draw a new queue
  * position; other targets keep theirs (see the claim), so that only a queued or a final target
  * changes an indexed column.
- * Each request finds its invocation's row (`found`, a LATERAL subquery: the requests are the outer
- * side whatever the table's statistics say) at the ctid this process's claim left it at, when it
- * has that hint and the row is still there (postgres-row-hints.ts: a serial batch of final writes
- * took 20 µs of the server per request with hints, 24.5 without), and otherwise by id; the
- * update goes to the very row version found, by its ctid, as the claim does. Joined plainly by id,
- * a table whose statistics said it was nearly empty (vacuumed between bursts) was read whole for
- * every batch, by a plan the connection kept. A row that another session changed after this statement's snapshot
- * is not at that ctid any more: it is `moved`, and transition() runs those requests again, in a
- * statement that sees the change (the change may also have made them stale: they are judged again).
+ * Each request finds its invocation's row (`found`: a LATERAL subquery whose LIMIT keeps the
+ * planner from pulling it up, so the requests are the outer side whatever the table's statistics
+ * say) at the ctid this process's claim left it at, when it has that hint and the row is still
+ * there (postgres-row-hints.ts: a serial batch of final writes took 20 µs of the server per request
+ * with hints, 24.5 without), and otherwise by id; the update goes to the very row version found,
+ * by its ctid, as the claim does. Joined plainly by id, a table whose statistics said it was nearly
+ * empty (vacuumed between bursts) was read whole for every batch, by a plan the connection kept. A
+ * row that another session changed after this statement's snapshot is not at that ctid any more:
+ * it is `moved`, and transition() runs those requests again, in a statement that sees the change
+ * (the change may also have made them stale: they are judged again).
  * Only new work (a queued status) and an outcome (a final one) wake the app's listeners (after the
  * commit, see PostgresConnection.wake): no runner or waiter acts on the steps between, and every
  * NOTIFY costs each listening process a round of work.
