@@ -109,7 +109,6 @@ export class PostgresConnection {
   readonly driver: Driver;
   readonly #pool: Pool;
   readonly #config: ClientConfig;
-  readonly #poolSize: number;
   #ready: Promise<void> | undefined;
   #closed = false;
   #waking = false;
@@ -128,8 +127,7 @@ export class PostgresConnection {
       connectionTimeoutMillis: 10_000,
       options: SESSION_SETTINGS,
     };
-    this.#poolSize = options.poolSize ?? 10;
-    this.#pool = new driver.Pool({ ...this.#config, max: this.#poolSize, idleTimeoutMillis: 30_000, allowExitOnIdle: true });
+    this.#pool = new driver.Pool({ ...this.#config, max: options.poolSize ?? 10, idleTimeoutMillis: 30_000, allowExitOnIdle: true });
     // An idle pooled connection that the server closes (restart, admin) is dropped by the pool;
     // the next query opens a new one. Without a listener the error would end the process.
     this.#pool.on("error", () => {});
@@ -218,12 +216,18 @@ export class PostgresConnection {
   async warm(connections: number, statements: readonly { statement: Statement; values: unknown[] }[]): Promise<void> {
     await this.ready();
     await this.#retrying(async () => {
-      const clients = await Promise.all(Array.from({ length: Math.min(connections, this.#poolSize) }, () => this.#pool.connect()));
+      // Every connection that opened goes back to the pool, even when another failed to open.
+      const opened = await Promise.allSettled(
+        Array.from({ length: Math.min(connections, this.#pool.options.max ?? connections) }, () => this.#pool.connect()),
+      );
+      const failed = opened.find((result) => result.status === "rejected");
       await Promise.all(
-        clients.map(async (client) => {
+        opened.map(async (result) => {
+          if (result.status === "rejected") return;
+          const client = result.value;
           let broken = false;
           try {
-            for (const { statement, values } of statements) await client.query(toConfig(statement, values));
+            if (!failed) for (const { statement, values } of statements) await client.query(toConfig(statement, values));
           } catch (error) {
             broken = isConnectionError(error);
             throw error;
@@ -232,6 +236,7 @@ export class PostgresConnection {
           }
         }),
       );
+      if (failed) throw failed.reason;
     });
   }
 
