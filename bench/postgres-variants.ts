@@ -38,7 +38,7 @@ const positional = argv.filter((arg, i) => !arg.startsWith("--") && !argv[i - 1]
 const variants = positional.length
   ? positional
   : ["as-is", "queue-index+fillfactor-75", "queue-index", "jsonb-history", "no-history", "fillfactor-75", "queue-table"];
-const KNOWN = /^(as-is|jsonb-history|no-history|no-in-flight|queue-index|queue-table|fillfactor-\d+)$/;
+const KNOWN = /^(as-is|jsonb-history|no-history|no-in-flight|queue-index|queue-table|finished-table|delete-only|fillfactor-\d+)$/;
 const url = withUser(process.env["NENC_POSTGRES_URL"] ?? "postgres://127.0.0.1:5432/test");
 const BATCH = 50;
 /** nenc's session settings (postgres-connection.ts). */
@@ -62,6 +62,12 @@ function statements(variant: string) {
     throw new Error("no-in-flight goes with queue-index or queue-table (as is, the queue is the in-flight index)");
   }
   const queueTable = has("queue-table");
+  // The finish moves the row out of the invocations table (a delete, which writes no index entry)
+  // into an append-only table of finished invocations, or (delete-only) drops it, as
+  // graphile-worker does with a completed job.
+  const finishedTable = has("finished-table");
+  const deleteOnly = has("delete-only");
+  const moves = finishedTable || deleteOnly;
   const schema = `
     DROP SCHEMA IF EXISTS nenc_variants CASCADE; CREATE SCHEMA nenc_variants; CREATE SEQUENCE nenc_variants.seq;
     CREATE TABLE nenc_variants.invocations (app_id text COLLATE "C" NOT NULL, id text COLLATE "C" NOT NULL, task_id text NOT NULL, call_id text NOT NULL,
@@ -73,7 +79,12 @@ function statements(variant: string) {
       queueTable
         ? `CREATE TABLE nenc_variants.queue (app_id text COLLATE "C" NOT NULL, ready_at bigint NOT NULL, seq bigint NOT NULL,
              id text COLLATE "C" NOT NULL, PRIMARY KEY (app_id, ready_at, seq));`
-        : `CREATE INDEX ON nenc_variants.invocations (app_id, ready_at, seq) WHERE ${hot ? "NOT final" : "ready_at IS NOT NULL"};`
+        : `CREATE INDEX ON nenc_variants.invocations (app_id, ready_at, seq) ${moves ? "" : `WHERE ${hot ? "NOT final" : "ready_at IS NOT NULL"}`};`
+    }
+    ${
+      finishedTable
+        ? `CREATE TABLE nenc_variants.finished (LIKE nenc_variants.invocations INCLUDING DEFAULTS, PRIMARY KEY (app_id, id));`
+        : ""
     }
     ${has("no-in-flight") || (hot && !queueTable) ? "" : "CREATE INDEX ON nenc_variants.invocations (app_id) WHERE NOT final;"}
     CREATE TABLE nenc_variants.runners (app_id text NOT NULL, id text NOT NULL, dead_at bigint, stopped_at bigint, PRIMARY KEY (app_id, id));
@@ -120,7 +131,21 @@ function statements(variant: string) {
       RETURNING i.id, i.attempt, p.ready_at AS queued_at, p.seq AS queued_seq
     )
     SELECT id, attempt FROM claimed ORDER BY queued_at, queued_seq`;
-  const finish = `
+  const gone = `
+    DELETE FROM nenc_variants.invocations i USING unnest($4::text[], $5::integer[]) AS r(id, attempt)
+    WHERE i.app_id = $1 AND i.id = r.id AND i.status = 'RUNNING' AND i.attempt = r.attempt AND i.owner = $2 AND $3::bigint IS NOT NULL`;
+  const moved = `
+    WITH gone AS (${gone} RETURNING i.*)
+    INSERT INTO nenc_variants.finished (app_id, id, task_id, call_id, args, status, attempt, owner, retries, ready_at, seq, created_seq,
+      parent_id, result, error, created_at, updated_at, history, final)
+    SELECT app_id, id, task_id, call_id, args, 'SUCCESS', attempt, owner, retries, NULL, seq, created_seq, parent_id, 'null', error,
+      created_at, $3, history${has("no-history") ? "" : ` || ',["SUCCESS",' || $3::bigint || ',' || attempt || ',"r"]'`}, true
+    FROM gone`;
+  const finish = deleteOnly
+    ? gone
+    : finishedTable
+      ? moved
+      : `
     UPDATE nenc_variants.invocations i SET status = 'SUCCESS', ready_at = NULL, updated_at = $3, final = true, result = 'null'
       ${append(["SUCCESS", "r.attempt"])}
     FROM unnest($4::text[], $5::integer[]) AS r(id, attempt)
@@ -166,6 +191,10 @@ async function measure(variant: string): Promise<Measured> {
     await Promise.all([loop(), loop()]);
     const seconds = (performance.now() - started) / 1000;
     const unfinished = await admin.query<{ n: number }>("SELECT count(*)::int AS n FROM nenc_variants.invocations WHERE NOT final");
+    if (variant.includes("finished-table")) {
+      const finished = await admin.query<{ n: number }>("SELECT count(*)::int AS n FROM nenc_variants.finished");
+      if (finished.rows[0]!.n !== pairs) throw new Error(`${variant}: ${finished.rows[0]!.n} of ${pairs} invocations finished`);
+    }
     if (unfinished.rows[0]!.n !== 0) throw new Error(`${variant}: ${unfinished.rows[0]!.n} invocations left unfinished`);
     const serverUs = ((cpuSecondsNamed("postgres") - cpuBefore) * 1e6) / pairs;
     // Sessions report their counts when they go idle, at most a second late.
