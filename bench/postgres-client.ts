@@ -1,0 +1,76 @@
+/**
+ * `npm run bench:postgres-client [-- --batch 250 --batches 400]`: the PostgreSQL backend's own CPU
+ * per invocation on a worker's hottest paths, without a server: building a batch of final writes
+ * (the orchestrator's transition(), on a connection that answers at once) and reading a claim's
+ * answer (parseClaimed, on an answer as the server writes it). Each is timed per invocation on its
+ * first batch (the code not yet compiled, as at a worker's start) and as the median of the rest.
+ * Together with bench:drain (which has the server in it) it tells the client's share apart.
+ */
+import { parseClaimed } from "../src/backends/postgres/postgres-broker.js";
+import type { PostgresConnection } from "../src/backends/postgres/postgres-connection.js";
+import { PostgresOrchestrator } from "../src/backends/postgres/postgres-orchestrator.js";
+import { RowHints } from "../src/backends/postgres/postgres-row-hints.js";
+import type { PostgresSession } from "../src/backends/postgres/postgres-session.js";
+import { newInvocationId } from "../src/core/ids.js";
+import { planTransition } from "../src/core/transition.js";
+import { fmt, median } from "./support.js";
+
+const argv = process.argv.slice(2);
+const option = (name: string, fallback: string) => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 && argv[i + 1] ? argv[i + 1]! : fallback;
+};
+const batch = Number(option("batch", "250"));
+const batches = Number(option("batches", "400"));
+const runner = "vm-12163-9f7a7f";
+
+/** Microseconds per invocation: of the first batch, and the median of the rest. */
+async function timed(run: (round: number) => Promise<number> | number): Promise<{ first: number; rest: number }> {
+  const perInvocation: number[] = [];
+  for (let round = 0; round < batches; round++) perInvocation.push((await run(round)) / batch);
+  return { first: perInvocation[0]!, rest: median(perInvocation.slice(1)) };
+}
+
+// A connection that answers every transition batch at once, as applied.
+const db = {
+  appId: "bench-postgres-client",
+  query: async () => [{ refused: [], moved: [], wake: true }],
+  wake() {},
+} as unknown as PostgresConnection;
+const hints = new RowHints();
+const orchestrator = new PostgresOrchestrator(db, {} as PostgresSession, 5000, hints);
+const finalWrites = await timed(async (round) => {
+  const at = Date.now();
+  const requests = Array.from({ length: batch }, (_, i) => {
+    const id = newInvocationId();
+    hints.remember(id, `(${round * 20 + (i >> 4)},${(i & 15) + 1})`);
+    return planTransition({ id, status: "RUNNING", attempt: 1, owner: runner }, "SUCCESS", {
+      by: runner,
+      at: at + (i >> 5),
+      result: '{"$nenc":"undefined"}',
+    });
+  });
+  const started = performance.now();
+  await orchestrator.transition(requests);
+  return (performance.now() - started) * 1000;
+});
+
+// A claim's answer for `batch` invocations of a no-op task, as the server writes it.
+const answer = (round: number) =>
+  Array.from({ length: batch }, (_, i) => {
+    const id = newInvocationId();
+    const args = `[${round * batch + i}]`;
+    return `${id.length} 4 ${args.length} -1 1 0 (${round * 20 + (i >> 4)},${(i & 15) + 1}):${id}noop${args}`;
+  }).join("");
+const claimAnswers = await timed((round) => {
+  const text = answer(round);
+  const started = performance.now();
+  const { invocations } = parseClaimed(text);
+  if (invocations.length !== batch) throw new Error(`read ${invocations.length} of ${batch}`);
+  return (performance.now() - started) * 1000;
+});
+
+console.log(`\nPostgreSQL backend, client CPU per invocation (µs), batches of ${fmt(batch)}, ${fmt(batches)} batches\n`);
+console.log("| path | first batch | median of the rest |\n| --- | ---: | ---: |");
+console.log(`| a batch of final writes (transition) | ${fmt(finalWrites.first, 2)} | ${fmt(finalWrites.rest, 2)} |`);
+console.log(`| reading a claim's answer (parseClaimed) | ${fmt(claimAnswers.first, 2)} | ${fmt(claimAnswers.rest, 2)} |`);
