@@ -5,8 +5,7 @@ import { describe, it } from "node:test";
 import pg from "pg";
 import { createPostgresBackend } from "../../src/backends/postgres/postgres-backend.js";
 import { arrayLiteral } from "../../src/backends/postgres/postgres-arrays.js";
-import { CLAIM, parseClaimed, PostgresBroker, type WholeQueueWalks } from "../../src/backends/postgres/postgres-broker.js";
-import { PostgresListener } from "../../src/backends/postgres/postgres-listener.js";
+import { CLAIM, parseClaimed } from "../../src/backends/postgres/postgres-broker.js";
 import { PostgresOrchestrator, transitionShape, transitionStatement } from "../../src/backends/postgres/postgres-orchestrator.js";
 import { RowHints } from "../../src/backends/postgres/postgres-row-hints.js";
 import { PostgresSession } from "../../src/backends/postgres/postgres-session.js";
@@ -272,109 +271,6 @@ describe("postgres: the claim's answer", () => {
   });
 });
 
-describe("postgres: where a claim starts", () => {
-  /**
-   * A backend to register with, and a broker of the test's own with the given walks of the whole
-   * queue; six invocations queued, the first three claimed by the broker; then a straggler queued
-   * behind them all (a ready time a minute earlier: a host whose clock is behind).
-   */
-  async function queue(walks: WholeQueueWalks) {
-    const appId = `walks-${randomUUID()}`;
-    const backend = await createPostgresBackend({ url, appId });
-    const db = await PostgresConnection.open({ url, appId });
-    const broker = new PostgresBroker(db, new PostgresListener(db), new RowHints(), walks);
-    const now = Date.now();
-    await backend.orchestrator.registerRunner(remoteRunner("r", now), now);
-    const queued = [1, 2, 3, 4, 5, 6].map((n) => newInvocation("t", [n], now));
-    await backend.orchestrator.register(queued);
-    const first = await broker.claim("r", 3, now, { start: true });
-    assert.deepEqual(
-      first.map((c) => c.id),
-      queued.slice(0, 3).map((q) => q.id),
-    );
-    const straggler = { ...newInvocation("t", ["straggler"], now - 60_000) };
-    await backend.orchestrator.register([straggler]);
-    const ids = (claimed: { id: string }[]) =>
-      claimed.map((c) => (c.id === straggler.id ? "straggler" : queued.findIndex((q) => q.id === c.id) + 1));
-    const claim = async (max: number) => ids(await broker.claim("r", max, now, { start: true }));
-    return {
-      claim,
-      close: async () => {
-        await backend.state.purge();
-        await db.close();
-        await backend.close();
-      },
-    };
-  }
-
-  it("walks on from where the runner's last claim ended, and leaves what is behind that to the next whole walk", async () => {
-    const { claim, close } = await queue({ everyMs: 60_000, afterShortMs: 60_000 });
-    try {
-      assert.deepEqual(await claim(2), [4, 5], "on from the third, past the straggler behind it");
-      assert.deepEqual(await claim(5), [6], "short, and a whole walk ran just now: nothing more");
-    } finally {
-      await close();
-    }
-  });
-
-  it("goes on from the head when the walk from where it ended comes back short", async () => {
-    const { claim, close } = await queue({ everyMs: 60_000, afterShortMs: 0 });
-    try {
-      assert.deepEqual(await claim(5), [4, 5, 6, "straggler"]);
-    } finally {
-      await close();
-    }
-  });
-
-  it("walks the whole queue again once the last whole walk is `everyMs` old", async () => {
-    const { claim, close } = await queue({ everyMs: 1, afterShortMs: 60_000 });
-    try {
-      await sleep(5);
-      assert.deepEqual(await claim(2), ["straggler", 4]);
-    } finally {
-      await close();
-    }
-  });
-
-  it("reads none of the invocations in flight before the position it starts from", async () => {
-    const appId = `walk-plan-${randomUUID()}`;
-    const backend = await createPostgresBackend({ url, appId });
-    const { client, close } = await ownSession(appId);
-    try {
-      const now = Date.now();
-      await backend.orchestrator.registerRunner(remoteRunner("r", now), now);
-      const queued = Array.from({ length: 60 }, (_, n) => newInvocation("t", [n], now));
-      await backend.orchestrator.register(queued);
-      // The first 50 in flight, owned by the runner.
-      await backend.broker.claim("r", 50, now, { start: true });
-      const { rows } = await client.query<{ ready_at: string; seq: string }>(
-        "SELECT ready_at::text, seq::text FROM nenc.invocations WHERE app_id = $1 AND id = $2",
-        [appId, queued[49]!.id],
-      );
-      await client.query(`PREPARE walk_check (${CLAIM_TYPES}) AS ${CLAIM.text}`);
-      const removed = async (from: [string, string]) => {
-        await client.query("BEGIN");
-        try {
-          const plan = await client.query<{ "QUERY PLAN": [{ Plan: PlanNode }] }>(
-            `EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE walk_check(${claimArguments(appId, now, 5, from)})`,
-          );
-          const scan = flatten(plan.rows[0]!["QUERY PLAN"][0].Plan).find((n) => n["Index Name"] === "invocations_in_flight");
-          assert.ok(scan, "the queue index walked");
-          return scan["Rows Removed by Filter"] ?? 0;
-        } finally {
-          await client.query("ROLLBACK");
-        }
-      };
-      assert.equal(await removed([HEAD_OF_QUEUE, HEAD_OF_QUEUE]), 50, "from the head: every invocation in flight read and passed over");
-      assert.equal(await removed([rows[0]!.ready_at, rows[0]!.seq]), 0, "from the position: none");
-    } finally {
-      await close();
-      await backend.state.purge();
-      await backend.close();
-    }
-  });
-});
-
 describe("postgres: a worker's preparation", () => {
   it("starts the connections a worker writes on, each having run the claim and the final writes", async () => {
     const appId = `prepare-${randomUUID()}`;
@@ -410,9 +306,22 @@ describe("postgres: query plans", () => {
     try {
       const now = Date.now();
       await backend.orchestrator.register(Array.from({ length: 500 }, (_, i) => newInvocation("t", [i], now)));
-      await client.query(`PREPARE plan_check (${CLAIM_TYPES}) AS ${CLAIM.text}`);
+      const types = "text, text, bigint, integer, text[], text, text, text, text";
+      await client.query(`PREPARE plan_check (${types}) AS ${CLAIM.text}`);
+      const literal = (value: string) => `'${value.replace(/'/g, "''")}'`;
+      const args = [
+        literal(appId),
+        literal("r"),
+        String(now),
+        "50",
+        literal(`{${CLAIMABLE_STATUSES.join(",")}}`),
+        literal(STARTED_STATUS),
+        literal(historyHead(CLAIMED_STATUS, now)),
+        literal(historyTail("r")),
+        literal(historyHead(STARTED_STATUS, now)),
+      ];
       const { rows } = await client.query<{ "QUERY PLAN": [{ Plan: PlanNode }] }>(
-        `EXPLAIN (FORMAT JSON) EXECUTE plan_check(${claimArguments(appId, now, 50, [HEAD_OF_QUEUE, HEAD_OF_QUEUE])})`,
+        `EXPLAIN (FORMAT JSON) EXECUTE plan_check(${args.join(", ")})`,
       );
       const nodes = flatten(rows[0]!["QUERY PLAN"][0].Plan);
       const onInvocations = nodes.filter((n) => n["Relation Name"] === "invocations");
@@ -695,32 +604,8 @@ async function ownSession(appId: string): Promise<{ client: pg.Client; close: ()
   };
 }
 
-/** The lowest bigint: a claim that starts there walks the whole queue. */
-const HEAD_OF_QUEUE = "-9223372036854775808";
-
-/** The claim statement's parameter types, for PREPARE. */
-const CLAIM_TYPES = "text, text, bigint, integer, text[], text, text, text, text, bigint, bigint";
-
-/** The claim's arguments as SQL literals, for EXPLAIN ... EXECUTE: runner "r" claims to start, from a queue position. */
-function claimArguments(appId: string, now: number, max: number, from: [readyAt: string, seq: string]): string {
-  const literal = (value: string) => `'${value.replace(/'/g, "''")}'`;
-  return [
-    literal(appId),
-    literal("r"),
-    String(now),
-    String(max),
-    literal(`{${CLAIMABLE_STATUSES.join(",")}}`),
-    literal(STARTED_STATUS),
-    literal(historyHead(CLAIMED_STATUS, now)),
-    literal(historyTail("r")),
-    literal(historyHead(STARTED_STATUS, now)),
-    ...from,
-  ].join(", ");
-}
-
 interface PlanNode {
   "Node Type": string;
-  "Rows Removed by Filter"?: number;
   "Relation Name"?: string;
   "Index Name"?: string;
   "Index Cond"?: string;

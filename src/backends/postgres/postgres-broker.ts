@@ -14,12 +14,8 @@ import type { RowHints } from "./postgres-row-hints.js";
  * claimed status) also goes on to that status with a second entry ($9, '' for none). The entries'
  * text around the attempt comes from the client ($7, $9 and $8, see postgres-history.ts): the
  * server only joins strings. The rows come back in queue order. The queue's index holds every
- * invocation not final yet (migration 5), so a walk from its head steps over those in flight by
- * their status (a visit to each one's row), and the update leaves ready_at and seq as they are: it
- * changes no indexed column. The walk starts after a queue position ($10, $11: ready_at and seq;
- * the lowest bigint for the head), where this process's last claim for the runner ended (see
- * PostgresBroker.claim): at the head of the queue are the invocations a worker holds, runs and is
- * finishing, several hundred in a busy one, and each claim from the head visited them all.
+ * invocation not final yet (migration 5), so the pick steps over those in flight by their status,
+ * and the update leaves ready_at and seq as they are: it changes no indexed column.
  * The update finds each picked row by its ctid, the version the pick locked (a locked row cannot
  * move before this statement ends): no second index walk, and no join plan that could read the
  * whole app instead. It answers with each row's new ctid too, kept as a hint for the final write
@@ -35,8 +31,7 @@ export const CLAIM = {
       SELECT 1 FROM nenc.runners WHERE app_id = $1 AND id = $2 AND dead_at IS NULL AND stopped_at IS NULL FOR SHARE
     ), picked AS (
       SELECT i.ctid, i.id, i.ready_at, i.seq FROM nenc.invocations i
-      WHERE i.app_id = $1 AND (i.ready_at, i.seq) > ($10::bigint, $11::bigint) AND i.ready_at <= $3 AND NOT i.final
-        AND i.status = ANY($5::text[]) AND EXISTS (SELECT 1 FROM runner)
+      WHERE i.app_id = $1 AND i.ready_at <= $3 AND NOT i.final AND i.status = ANY($5::text[]) AND EXISTS (SELECT 1 FROM runner)
       ORDER BY i.ready_at, i.seq
       LIMIT $4
       FOR UPDATE SKIP LOCKED
@@ -51,8 +46,7 @@ export const CLAIM = {
     SELECT string_agg(
         length(id) || ' ' || length(task_id) || ' ' || length(args) || ' ' || coalesce(length(parent_id), -1) || ' '
           || attempt || ' ' || retries || ' ' || row::text || ':' || id || task_id || args || coalesce(parent_id, ''),
-        '' ORDER BY queued_at, queued_seq) AS claimed,
-      (SELECT queued_at || ' ' || queued_seq FROM claimed ORDER BY queued_at DESC, queued_seq DESC LIMIT 1) AS furthest
+        '' ORDER BY queued_at, queued_seq) AS claimed
     FROM claimed`,
 };
 
@@ -110,96 +104,34 @@ export function parseClaimed(answer: string | null): Claimed {
   return claimed;
 }
 
-/** A position in the queue: an invocation's ready_at and seq, as the server's text. */
-interface QueuePosition {
-  readonly readyAt: string;
-  readonly seq: string;
-}
-
-/** Before every invocation: a claim that starts here walks the whole queue. */
-const HEAD: QueuePosition = { readyAt: "-9223372036854775808", seq: "-9223372036854775808" };
-
-/** When claims walk the whole queue (see PostgresBroker.claim). */
-export interface WholeQueueWalks {
-  /** At least this often while claims come. */
-  readonly everyMs: number;
-  /** After a walk from a position that came back short, unless one ran this recently. */
-  readonly afterShortMs: number;
-}
-
-const WHOLE_QUEUE_WALKS: WholeQueueWalks = { everyMs: 100, afterShortMs: 20 };
-
-/** Whether a is further along the queue than b. */
-function isFurther(a: QueuePosition, b: QueuePosition): boolean {
-  const readyA = BigInt(a.readyAt);
-  const readyB = BigInt(b.readyAt);
-  return readyA !== readyB ? readyA > readyB : BigInt(a.seq) > BigInt(b.seq);
-}
-
 export class PostgresBroker implements Broker {
   readonly #db: PostgresConnection;
   readonly #listener: PostgresListener;
   readonly #hints: RowHints;
-  /** Per runner claiming from this process: where its claims have got to, and when one last walked the whole queue. */
-  readonly #walks = new Map<string, { position: QueuePosition; fullAt: number }>();
-  readonly #wholeQueue: WholeQueueWalks;
 
-  constructor(db: PostgresConnection, listener: PostgresListener, hints: RowHints, wholeQueue = WHOLE_QUEUE_WALKS) {
+  constructor(db: PostgresConnection, listener: PostgresListener, hints: RowHints) {
     this.#db = db;
     this.#listener = listener;
     this.#hints = hints;
-    this.#wholeQueue = wholeQueue;
   }
 
   /** The claim statement, with parameters that claim nothing: for PostgresConnection.warm. */
   idleClaim(): { statement: Statement; values: unknown[] } {
-    return { statement: CLAIM, values: this.#claimValues("", 0, Date.now(), STARTED_STATUS, HEAD) };
+    return { statement: CLAIM, values: this.#claimValues("", 0, Date.now(), STARTED_STATUS) };
   }
 
-  /**
-   * A claim walks the queue from where the runner's last claim from this process ended, past the
-   * invocations that runner holds, runs and is finishing, unless the last walk of the whole queue
-   * is `everyMs` old (100 ms): then from the head. An invocation can become claimable behind the
-   * position: registered with a ready time earlier than the invocations claimed last (another
-   * host's clock behind this one's, a time in the past), or left by a claim of another process
-   * that rolled back. The walks of the whole queue pick those up, within `everyMs` while claims
-   * come; and a walk from the position that comes back short (the queue beyond it had no more) goes
-   * on with one, unless one ran in the last `afterShortMs` (20 ms), so a worker that goes idle has
-   * seen the whole queue just before.
-   */
   async claim(runnerId: string, max: number, now: number, options: ClaimOptions = {}): Promise<ClaimedInvocation[]> {
     if (max <= 0) return [];
-    const ends = options.start ? STARTED_STATUS : CLAIMED_STATUS;
-    const walk = this.#walks.get(runnerId);
-    const resume = walk !== undefined && Date.now() - walk.fullAt < this.#wholeQueue.everyMs;
-    const claimed = await this.#claimFrom(runnerId, max, now, ends, resume ? walk.position : HEAD);
-    if (resume && claimed.length < max && Date.now() - walk.fullAt >= this.#wholeQueue.afterShortMs) {
-      claimed.push(...(await this.#claimFrom(runnerId, max - claimed.length, now, ends, HEAD)));
-    }
-    return claimed;
-  }
-
-  /** One claim statement from `from`, recording where it got to. */
-  async #claimFrom(runnerId: string, max: number, now: number, ends: Status, from: QueuePosition): Promise<ClaimedInvocation[]> {
-    const startedAt = Date.now();
-    const [answer] = await this.#db.query<{ claimed: string | null; furthest: string | null }>(
+    const [answer] = await this.#db.query<{ claimed: string | null }>(
       CLAIM,
-      this.#claimValues(runnerId, max, now, ends, from),
+      this.#claimValues(runnerId, max, now, options.start ? STARTED_STATUS : CLAIMED_STATUS),
     );
     const { invocations, rows } = parseClaimed(answer?.claimed ?? null);
     for (let i = 0; i < invocations.length; i++) this.#hints.remember(invocations[i]!.id, rows[i]!);
-    const walk = this.#walks.get(runnerId);
-    const fullAt = from === HEAD ? startedAt : (walk?.fullAt ?? startedAt);
-    const [readyAt, seq] = answer?.furthest?.split(" ") ?? [];
-    const reached = readyAt !== undefined && seq !== undefined ? { readyAt, seq } : undefined;
-    if (reached && (!walk || isFurther(reached, walk.position))) this.#walks.set(runnerId, { position: reached, fullAt });
-    else if (walk) this.#walks.set(runnerId, { position: walk.position, fullAt });
-    // A whole walk that found nothing: the runner's queue is empty, and it keeps no position.
-    if (from === HEAD && !reached) this.#walks.delete(runnerId);
     return invocations;
   }
 
-  #claimValues(runnerId: string, max: number, now: number, ends: Status, from: QueuePosition): unknown[] {
+  #claimValues(runnerId: string, max: number, now: number, ends: Status): unknown[] {
     return [
       this.#db.appId,
       runnerId,
@@ -210,8 +142,6 @@ export class PostgresBroker implements Broker {
       historyHead(CLAIMED_STATUS, now),
       historyTail(runnerId),
       ends === CLAIMED_STATUS ? "" : historyHead(ends, now),
-      from.readyAt,
-      from.seq,
     ];
   }
 

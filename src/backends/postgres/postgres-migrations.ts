@@ -15,9 +15,8 @@ import { FINAL_STATUSES } from "../../core/status.js";
  *   version 5), is both the queue and what recovery and the monitor look up in flight. ready_at and
  *   seq are set when an invocation is queued and left as they are while it is claimed and runs, so
  *   that the claim and every step until the final one change no indexed column: they are HOT
- *   updates, which write no index entry. The rows in flight stay at the head of the queue, so a
- *   claim starts after where the runner's last one ended and walks the whole queue only now and
- *   then (PostgresBroker.claim). ready_at means something only while the status is claimable.
+ *   updates, which write no index entry. A claim steps over the few in-flight rows at the head of
+ *   the queue by their status. ready_at means something only while the status is claimable.
  * - fillfactor leaves room on each page for those HOT updates: a claim rewrites up to a batch of
  *   neighbouring rows at once, each a little longer (its history), and a page without room for all
  *   of them makes the rest ordinary updates.
