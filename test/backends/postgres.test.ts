@@ -229,7 +229,7 @@ describe("postgres: the claim's answer", () => {
     try {
       const now = Date.now();
       await backend.orchestrator.registerRunner(remoteRunner("r", now), now);
-      // Separators and digits where the answer has them, characters of two and four bytes, and
+      // Separators and digits where the answer has them, characters of two, three and four bytes, and
       // (astral) characters that are two code units in JavaScript but one character on the server.
       const shapes: [string, unknown[]][] = [
         ["plain", [1]],

@@ -316,9 +316,9 @@ export class PostgresOrchestrator implements Orchestrator {
     let shape = "";
     for (const column of TRANSITION_COLUMNS) {
       if (!column.varies) {
-        const first = n > 0 ? column.value(rows[0]!, hints[0]!) : undefined;
+        const first = n > 0 ? column.value(rows[0]!, hints[0] ?? null) : undefined;
         let k = 1;
-        while (k < n && column.value(rows[k]!, hints[k]!) === first) k++;
+        while (k < n && column.value(rows[k]!, hints[k] ?? null) === first) k++;
         if (k >= n) {
           shape += "0";
           singles.push(first);
@@ -327,7 +327,7 @@ export class PostgresOrchestrator implements Orchestrator {
       }
       shape += "1";
       const values = new Array<Value>(n);
-      for (let k = 0; k < n; k++) values[k] = column.value(rows[k]!, hints[k]!);
+      for (let k = 0; k < n; k++) values[k] = column.value(rows[k]!, hints[k] ?? null);
       arrays.push(column.elements ? `{${values.join(",")}}` : arrayLiteral(values));
     }
     return [transitionStatement(shape), [this.#db.appId, ...arrays, ...singles]];
