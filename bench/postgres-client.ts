@@ -1,12 +1,10 @@
 /**
  * `npm run bench:postgres-client [-- --batch 250 --batches 400]`: the PostgreSQL backend's own CPU
- * per invocation on a worker's hottest paths, without a server: building a batch of final writes
- * (the orchestrator's transition(), on a connection that answers at once) and reading a claim's
- * answer (parseClaimed, on an answer as the server writes it). Each is timed per invocation on its
- * first batch (the code not yet compiled, as at a worker's start) and as the median of the rest.
+ * per invocation on a worker's hottest path, without a server: building a batch of final writes
+ * (the orchestrator's transition(), on a connection that answers at once), timed per invocation on
+ * its first batch (the code not yet compiled, as at a worker's start) and as the median of the rest.
  * Together with bench:drain (which has the server in it) it tells the client's share apart.
  */
-import { parseClaimed } from "../src/backends/postgres/postgres-broker.js";
 import type { PostgresConnection } from "../src/backends/postgres/postgres-connection.js";
 import { PostgresOrchestrator } from "../src/backends/postgres/postgres-orchestrator.js";
 import { RowHints } from "../src/backends/postgres/postgres-row-hints.js";
@@ -55,22 +53,6 @@ const finalWrites = await timed(async (round) => {
   return (performance.now() - started) * 1000;
 });
 
-// A claim's answer for `batch` invocations of a no-op task, as the server writes it.
-const answer = (round: number) =>
-  Array.from({ length: batch }, (_, i) => {
-    const id = newInvocationId();
-    const args = `[${round * batch + i}]`;
-    return `${id.length} 4 ${args.length} -1 1 0 (${round * 20 + (i >> 4)},${(i & 15) + 1}):${id}noop${args}`;
-  }).join("");
-const claimAnswers = await timed((round) => {
-  const text = answer(round);
-  const started = performance.now();
-  const { invocations } = parseClaimed(text);
-  if (invocations.length !== batch) throw new Error(`read ${invocations.length} of ${batch}`);
-  return (performance.now() - started) * 1000;
-});
-
 console.log(`\nPostgreSQL backend, client CPU per invocation (µs), batches of ${fmt(batch)}, ${fmt(batches)} batches\n`);
 console.log("| path | first batch | median of the rest |\n| --- | ---: | ---: |");
 console.log(`| a batch of final writes (transition) | ${fmt(finalWrites.first, 2)} | ${fmt(finalWrites.rest, 2)} |`);
-console.log(`| reading a claim's answer (parseClaimed) | ${fmt(claimAnswers.first, 2)} | ${fmt(claimAnswers.rest, 2)} |`);

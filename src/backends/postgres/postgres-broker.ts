@@ -20,9 +20,6 @@ import type { RowHints } from "./postgres-row-hints.js";
  * move before this statement ends): no second index walk, and no join plan that could read the
  * whole app instead. It answers with each row's new ctid too, kept as a hint for the final write
  * (postgres-row-hints.ts).
- * The answer is one text value (see parseClaimed): a row per invocation, each a column, cost the
- * worker about 1.9 µs per invocation to parse (a message per row, a string per column, an object
- * per row), three times what one value split by the lengths it states costs.
  */
 export const CLAIM = {
   name: "nenc_claim",
@@ -43,65 +40,21 @@ export const CLAIM = {
       WHERE i.ctid = p.ctid
       RETURNING i.id, i.task_id, i.args, i.attempt, i.retries, i.parent_id, i.ctid AS row, p.ready_at AS queued_at, p.seq AS queued_seq
     )
-    SELECT string_agg(
-        length(id) || ' ' || length(task_id) || ' ' || length(args) || ' ' || coalesce(length(parent_id), -1) || ' '
-          || attempt || ' ' || retries || ' ' || row::text || ':' || id || task_id || args || coalesce(parent_id, ''),
-        '' ORDER BY queued_at, queued_seq) AS claimed
-    FROM claimed`,
+    SELECT id, task_id, args, attempt, retries, parent_id, row::text FROM claimed ORDER BY queued_at, queued_seq`,
 };
 
 const QUEUE_LENGTH = `
   SELECT count(*) AS n FROM nenc.invocations
   WHERE app_id = $1 AND ready_at <= $2 AND NOT final AND status = ANY($3::text[])`;
 
-/** What a claim answered: the invocations, in queue order, and the ctid each one's row is at now. */
-interface Claimed {
-  readonly invocations: ClaimedInvocation[];
-  readonly rows: string[];
-}
-
-/**
- * The claim's answer: per invocation, a header of the lengths of its id, task id, arguments and
- * parent id (-1: none), its attempt, retries and row's ctid, space-separated and ended by ':', then
- * those four texts one after the other. Lengths are in characters, which are a JavaScript string's
- * code units unless a text holds characters beyond the Basic Multilingual Plane: then the answer is
- * read by code points instead.
- */
-export function parseClaimed(answer: string | null): Claimed {
-  const claimed: Claimed = { invocations: [], rows: [] };
-  if (!answer) return claimed;
-  const wide = /[\uD800-\uDFFF]/.test(answer);
-  // Read as an array of code points only when it has to be: a string's slices are cheaper.
-  const text: string | string[] = wide ? Array.from(answer) : answer;
-  const take = (from: number, to: number) => (typeof text === "string" ? text.slice(from, to) : text.slice(from, to).join(""));
-  for (let at = 0; at < text.length;) {
-    const colon = text.indexOf(":", at);
-    const header = colon < 0 ? [] : take(at, colon).split(" ");
-    const id = Number(header[0]);
-    const task = Number(header[1]);
-    const args = Number(header[2]);
-    const parent = Number(header[3]);
-    const attempt = Number(header[4]);
-    const retries = Number(header[5]);
-    if (header.length !== 7 || ![id, task, args, parent, attempt, retries].every(Number.isInteger)) {
-      throw new Error(`a claim answered what nenc cannot read, at character ${at}: ${JSON.stringify(take(at, at + 80))}`);
-    }
-    const idAt = colon + 1;
-    const taskAt = idAt + id;
-    const argsAt = taskAt + task;
-    const parentAt = argsAt + args;
-    at = parentAt + Math.max(parent, 0);
-    claimed.invocations.push({
-      id: take(idAt, taskAt),
-      taskId: take(taskAt, argsAt),
-      args: take(argsAt, parentAt),
-      attempt,
-      retries,
-      parentId: parent < 0 ? null : take(parentAt, at),
-    });
-    claimed.rows.push(header[6]!);
-  }
-  return claimed;
+interface ClaimedRow {
+  id: string;
+  task_id: string;
+  args: string;
+  attempt: number;
+  retries: number;
+  parent_id: string | null;
+  row: string;
 }
 
 export class PostgresBroker implements Broker {
@@ -122,13 +75,21 @@ export class PostgresBroker implements Broker {
 
   async claim(runnerId: string, max: number, now: number, options: ClaimOptions = {}): Promise<ClaimedInvocation[]> {
     if (max <= 0) return [];
-    const [answer] = await this.#db.query<{ claimed: string | null }>(
+    const rows = await this.#db.query<ClaimedRow>(
       CLAIM,
       this.#claimValues(runnerId, max, now, options.start ? STARTED_STATUS : CLAIMED_STATUS),
     );
-    const { invocations, rows } = parseClaimed(answer?.claimed ?? null);
-    for (let i = 0; i < invocations.length; i++) this.#hints.remember(invocations[i]!.id, rows[i]!);
-    return invocations;
+    return rows.map((row) => {
+      this.#hints.remember(row.id, row.row);
+      return {
+        id: row.id,
+        taskId: row.task_id,
+        args: row.args,
+        attempt: row.attempt,
+        retries: row.retries,
+        parentId: row.parent_id,
+      };
+    });
   }
 
   #claimValues(runnerId: string, max: number, now: number, ends: Status): unknown[] {

@@ -1,5 +1,4 @@
 import type { PoolClient } from "pg";
-import { NencError } from "../../core/errors.js";
 import { FINAL_STATUSES } from "../../core/status.js";
 
 /**
@@ -145,18 +144,8 @@ const MIGRATION_LOCK = "7242861550411939105";
 /**
  * Bring the schema up to date. Cheap when it is (one read); otherwise under a transaction-level
  * advisory lock, so processes starting together on an empty server migrate once, in turn.
- * A database without a character encoding (SQL_ASCII) is refused: nenc's statements count
- * characters (the claim's answer states its texts' lengths in them, see parseClaimed), and there
- * the server counts bytes.
  */
 export async function migrate(client: PoolClient): Promise<void> {
-  const { rows } = await client.query<{ encoding: string }>("SELECT current_setting('server_encoding') AS encoding");
-  const encoding = rows[0]?.encoding;
-  if (encoding === "SQL_ASCII") {
-    throw new NencError(
-      `nenc needs a PostgreSQL database with a character encoding, and this one's is SQL_ASCII (bytes, not characters): create the database with ENCODING 'UTF8'`,
-    );
-  }
   const latest = MIGRATIONS[MIGRATIONS.length - 1]!.version;
   if ((await appliedVersion(client)) >= latest) return;
   await client.query("BEGIN");
