@@ -16,14 +16,9 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Nenc } from "../src/index.js";
-import { cpuSeconds, fmt, median, percentile, sleep, startWorker, type WorkerProcess } from "./support.js";
+import { cpuSeconds, fmt, median, option, percentile, sleep, startWorker, type WorkerProcess } from "./support.js";
 import { execFileSync } from "node:child_process";
 
-const argv = process.argv.slice(2);
-const option = (name: string, fallback: string) => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 && argv[i + 1] ? argv[i + 1]! : fallback;
-};
 const backends = option("backends", "memory,sqlite").split(",");
 const TASKS = Number(option("tasks", "10000"));
 const REPEAT = Number(option("repeat", "3"));

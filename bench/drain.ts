@@ -19,13 +19,9 @@ import pg from "pg";
 import { withUser } from "./peers/postgres-url.js";
 import type { RunSettings } from "./peers/system.js";
 import { ALL, createSystem, isSystemName } from "./peers/systems.js";
-import { cpuSeconds, cpuSecondsNamed, fmt, median, pidsNamed, sleep } from "./support.js";
+import { cpuSeconds, cpuSecondsNamed, fmt, median, option, pidsNamed, sleep } from "./support.js";
 
 const argv = process.argv.slice(2);
-const option = (name: string, fallback: string) => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 && argv[i + 1] ? argv[i + 1]! : fallback;
-};
 const name = argv[0] && !argv[0].startsWith("--") ? argv[0] : "nenc-redis";
 if (!isSystemName(name)) throw new Error(`unknown system ${JSON.stringify(name)} (known: ${ALL.join(", ")})`);
 const tasks = Number(option("tasks", "20000"));

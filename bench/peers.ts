@@ -23,18 +23,12 @@
  * A nenc backend that is not in this build prints as "not available".
  */
 import { cpus, loadavg } from "node:os";
-import { fmt, median, sleep } from "./support.js";
+import { fmt, median, option, sleep } from "./support.js";
 import { measureThroughput, startKillScenario, type Figures, type PhaseOptions, type Throughput } from "./peers/phases.js";
 import { SystemUnavailable, type BenchSystem, type RunSettings } from "./peers/system.js";
 import { ALL, createSystem, isSystemName, type SystemName } from "./peers/systems.js";
 import { withUser } from "./peers/postgres-url.js";
 import { killLiveWorkers } from "./peers/worker-child.js";
-
-const argv = process.argv.slice(2);
-const option = (name: string, fallback: string) => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 && argv[i + 1] ? argv[i + 1]! : fallback;
-};
 
 /** One table per server; each peer is compared with nenc on the same server. */
 const GROUPS: { server: string; peers: SystemName[]; nenc: SystemName }[] = [

@@ -11,13 +11,8 @@ import { RowHints } from "../src/backends/postgres/postgres-row-hints.js";
 import type { PostgresSession } from "../src/backends/postgres/postgres-session.js";
 import { newInvocationId } from "../src/core/ids.js";
 import { planTransition } from "../src/core/transition.js";
-import { fmt, median } from "./support.js";
+import { fmt, median, option } from "./support.js";
 
-const argv = process.argv.slice(2);
-const option = (name: string, fallback: string) => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 && argv[i + 1] ? argv[i + 1]! : fallback;
-};
 const batch = Number(option("batch", "250"));
 const batches = Number(option("batches", "400"));
 const runner = "vm-12163-9f7a7f";

@@ -25,13 +25,9 @@
  */
 import pg from "pg";
 import { withUser } from "./peers/postgres-url.js";
-import { cpuSecondsNamed, fmt, median } from "./support.js";
+import { cpuSecondsNamed, fmt, median, option } from "./support.js";
 
 const argv = process.argv.slice(2);
-const option = (name: string, fallback: string) => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 && argv[i + 1] ? argv[i + 1]! : fallback;
-};
 const pairs = Number(option("pairs", "20000"));
 const rounds = Number(option("rounds", "3"));
 const positional = argv.filter((arg, i) => !arg.startsWith("--") && !argv[i - 1]?.startsWith("--"));

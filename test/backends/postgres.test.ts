@@ -4,7 +4,7 @@ import { userInfo } from "node:os";
 import { isDeepStrictEqual } from "node:util";
 import { describe, it } from "node:test";
 import pg from "pg";
-import { createPostgresBackend } from "../../src/backends/postgres/postgres-backend.js";
+import { createPostgresBackend, type PostgresBackend } from "../../src/backends/postgres/postgres-backend.js";
 import { arrayLiteral } from "../../src/backends/postgres/postgres-arrays.js";
 import { CLAIM } from "../../src/backends/postgres/postgres-broker.js";
 import { PostgresOrchestrator, transitionShape, transitionStatement } from "../../src/backends/postgres/postgres-orchestrator.js";
@@ -118,9 +118,7 @@ describe("postgres: transition batches of every shape", () => {
   it("write each request's own values, whichever columns vary within the batch", async () => {
     // A batch sends a column as an array only when its requests differ there; here every column
     // differs somewhere, and each request must still land with its own values.
-    const appId = `shapes-${randomUUID()}`;
-    const backend = await createPostgresBackend({ url, appId });
-    try {
+    await withApp("shapes", async (backend) => {
       const now = Date.now();
       await backend.orchestrator.registerRunner(remoteRunner("r", now), now);
       const [a, b, c] = [newInvocation("t", [1], now), newInvocation("t", [2], now + 1), newInvocation("t", [3], now + 2)];
@@ -157,10 +155,7 @@ describe("postgres: transition batches of every shape", () => {
         [false, false],
         "applied once: a second batch expecting the same states is refused",
       );
-    } finally {
-      await backend.state.purge();
-      await backend.close();
-    }
+    });
   });
 });
 
@@ -180,54 +175,50 @@ describe("postgres: row hints", () => {
   });
 
   it("are a shortcut only: a stale, wrong or impossible hint still finds each invocation by id", async () => {
-    const appId = `hints-${randomUUID()}`;
-    const backend = await createPostgresBackend({ url, appId });
-    // An orchestrator whose hints the test sets, on a connection of its own.
-    const db = await PostgresConnection.open({ url, appId });
-    const session = new PostgresSession(db);
-    const hints = new RowHints();
-    const orchestrator = new PostgresOrchestrator(db, session, 5000, hints);
-    try {
-      const now = Date.now();
-      await backend.orchestrator.registerRunner(remoteRunner("r", now), now);
-      const invocations = [1, 2, 3, 4].map((n) => newInvocation("t", [n], now));
-      await backend.orchestrator.register(invocations);
-      assert.equal((await backend.broker.claim("r", 4, now, { start: true })).length, 4);
-      const [a, b, c, d] = invocations.map((inv) => inv.id) as [string, string, string, string];
-      const ctid = async (id: string) =>
-        (await db.query<{ row: string }>("SELECT ctid::text AS row FROM nenc.invocations WHERE app_id = $1 AND id = $2", [appId, id]))[0]!
-          .row;
-      const finish = (id: string) =>
-        planTransition({ id, status: STARTED_STATUS, attempt: 1, owner: "r" }, "SUCCESS", { by: "r", at: now + 1, result: `"${id}"` });
+    await withApp("hints", async (backend, appId) => {
+      // An orchestrator whose hints the test sets, on a connection of its own.
+      const db = await PostgresConnection.open({ url, appId });
+      const session = new PostgresSession(db);
+      const hints = new RowHints();
+      const orchestrator = new PostgresOrchestrator(db, session, 5000, hints);
+      try {
+        const now = Date.now();
+        await backend.orchestrator.registerRunner(remoteRunner("r", now), now);
+        const invocations = [1, 2, 3, 4].map((n) => newInvocation("t", [n], now));
+        await backend.orchestrator.register(invocations);
+        assert.equal((await backend.broker.claim("r", 4, now, { start: true })).length, 4);
+        const [a, b, c, d] = invocations.map((inv) => inv.id) as [string, string, string, string];
+        const ctid = async (id: string) =>
+          (await db.query<{ row: string }>("SELECT ctid::text AS row FROM nenc.invocations WHERE app_id = $1 AND id = $2", [appId, id]))[0]!
+            .row;
+        const finish = (id: string) =>
+          planTransition({ id, status: STARTED_STATUS, attempt: 1, owner: "r" }, "SUCCESS", { by: "r", at: now + 1, result: `"${id}"` });
 
-      // Stale: the claiming process's own hint, after another session moved the row (a kept expectation).
-      await db.query("UPDATE nenc.invocations SET updated_at = updated_at WHERE app_id = $1 AND id = $2", [appId, a]);
-      assert.deepEqual(await backend.orchestrator.transition([finish(a)]), [true], "a stale hint: found by id");
-      // Wrong: another invocation's row; impossible: past the table's end.
-      hints.remember(b, await ctid(c));
-      hints.remember(c, "(4294967295,1)");
-      hints.remember(d, await ctid(d));
-      assert.deepEqual(await orchestrator.transition([finish(b), finish(c), finish(d)]), [true, true, true]);
-      for (const id of [a, b, c, d]) {
-        const record = await backend.state.get(id);
-        assert.deepEqual([record?.status, record?.result], ["SUCCESS", `"${id}"`], `${id} got its own outcome`);
+        // Stale: the claiming process's own hint, after another session moved the row (a kept expectation).
+        await db.query("UPDATE nenc.invocations SET updated_at = updated_at WHERE app_id = $1 AND id = $2", [appId, a]);
+        assert.deepEqual(await backend.orchestrator.transition([finish(a)]), [true], "a stale hint: found by id");
+        // Wrong: another invocation's row; impossible: past the table's end.
+        hints.remember(b, await ctid(c));
+        hints.remember(c, "(4294967295,1)");
+        hints.remember(d, await ctid(d));
+        assert.deepEqual(await orchestrator.transition([finish(b), finish(c), finish(d)]), [true, true, true]);
+        for (const id of [a, b, c, d]) {
+          const record = await backend.state.get(id);
+          assert.deepEqual([record?.status, record?.result], ["SUCCESS", `"${id}"`], `${id} got its own outcome`);
+        }
+        hints.remember(b, await ctid(b));
+        assert.deepEqual(await orchestrator.transition([finish(b)]), [false], "a hint to a row that no longer matches: refused");
+      } finally {
+        await session.close();
+        await db.close();
       }
-      hints.remember(b, await ctid(b));
-      assert.deepEqual(await orchestrator.transition([finish(b)]), [false], "a hint to a row that no longer matches: refused");
-    } finally {
-      await backend.state.purge();
-      await session.close();
-      await db.close();
-      await backend.close();
-    }
+    });
   });
 });
 
 describe("postgres: what a claim hands back", () => {
   it("every claimed invocation as registered, whatever its task id, arguments and ids hold", async () => {
-    const appId = `answer-${randomUUID()}`;
-    const backend = await createPostgresBackend({ url, appId });
-    try {
+    await withApp("answer", async (backend) => {
       const now = Date.now();
       await backend.orchestrator.registerRunner(remoteRunner("r", now), now);
       // Spaces, colons and digits; characters of two, three and four bytes (the last two code
@@ -265,35 +256,30 @@ describe("postgres: what a claim hands back", () => {
         await backend.orchestrator.transition(finals),
         finals.map(() => true),
       );
-    } finally {
-      await backend.state.purge();
-      await backend.close();
-    }
+    });
   });
 });
 
 describe("postgres: a worker's preparation", () => {
   it("starts the connections a worker writes on, each having run the claim and the final writes", async () => {
-    const appId = `prepare-${randomUUID()}`;
-    const backend = await createPostgresBackend({ url, appId });
-    const { client, close } = await ownSession(`observer-${randomUUID()}`);
-    try {
-      await backend.prepareForWork();
-      const { rows } = await client.query<{ n: number; idle: number }>(
-        "SELECT count(*)::int AS n, count(*) FILTER (WHERE state = 'idle')::int AS idle FROM pg_stat_activity WHERE application_name = $1",
-        [`nenc ${appId}`.slice(0, 63)],
-      );
-      assert.deepEqual(rows[0], { n: 5, idle: 5 }, "five connections, back in the pool");
-      const now = Date.now();
-      await backend.orchestrator.registerRunner(remoteRunner("r", now), now);
-      await backend.orchestrator.register([newInvocation("t", [1], now)]);
-      const [claimed] = await backend.broker.claim("r", 1, now, { start: true });
-      assert.equal(claimed?.attempt, 1, "what the preparation ran changed nothing");
-    } finally {
-      await close();
-      await backend.state.purge();
-      await backend.close();
-    }
+    await withApp("prepare", async (backend, appId) => {
+      const { client, close } = await ownSession(`observer-${randomUUID()}`);
+      try {
+        await backend.prepareForWork();
+        const { rows } = await client.query<{ n: number; idle: number }>(
+          "SELECT count(*)::int AS n, count(*) FILTER (WHERE state = 'idle')::int AS idle FROM pg_stat_activity WHERE application_name = $1",
+          [`nenc ${appId}`.slice(0, 63)],
+        );
+        assert.deepEqual(rows[0], { n: 5, idle: 5 }, "five connections, back in the pool");
+        const now = Date.now();
+        await backend.orchestrator.registerRunner(remoteRunner("r", now), now);
+        await backend.orchestrator.register([newInvocation("t", [1], now)]);
+        const [claimed] = await backend.broker.claim("r", 1, now, { start: true });
+        assert.equal(claimed?.attempt, 1, "what the preparation ran changed nothing");
+      } finally {
+        await close();
+      }
+    });
   });
 });
 
@@ -301,49 +287,47 @@ describe("postgres: query plans", () => {
   it("claims by walking the queue index in order, never a bitmap or sequential scan of the table", async () => {
     // With statistics taken while the table was small, the planner used to read and sort the
     // whole queue to take the first rows; nenc's sessions pin its statements to index paths.
-    const appId = `plan-${randomUUID()}`;
-    const backend = await createPostgresBackend({ url, appId });
-    const { client, close } = await ownSession(appId);
-    try {
-      const now = Date.now();
-      await backend.orchestrator.register(Array.from({ length: 500 }, (_, i) => newInvocation("t", [i], now)));
-      const types = "text, text, bigint, integer, text[], text, text, text, text";
-      await client.query(`PREPARE plan_check (${types}) AS ${CLAIM.text}`);
-      const literal = (value: string) => `'${value.replace(/'/g, "''")}'`;
-      const args = [
-        literal(appId),
-        literal("r"),
-        String(now),
-        "50",
-        literal(`{${CLAIMABLE_STATUSES.join(",")}}`),
-        literal(STARTED_STATUS),
-        literal(historyHead(CLAIMED_STATUS, now)),
-        literal(historyTail("r")),
-        literal(historyHead(STARTED_STATUS, now)),
-      ];
-      const { rows } = await client.query<{ "QUERY PLAN": [{ Plan: PlanNode }] }>(
-        `EXPLAIN (FORMAT JSON) EXECUTE plan_check(${args.join(", ")})`,
-      );
-      const nodes = flatten(rows[0]!["QUERY PLAN"][0].Plan);
-      const onInvocations = nodes.filter((n) => n["Relation Name"] === "invocations");
-      assert.deepEqual(
-        onInvocations.filter((n) => /Seq Scan|Bitmap/.test(n["Node Type"])),
-        [],
-        "no whole-table scan of invocations",
-      );
-      assert.ok(
-        onInvocations.some((n) => n["Node Type"] === "Index Scan" && n["Index Name"] === "invocations_in_flight"),
-        `the queue index walked in order: ${JSON.stringify(nodes.map((n) => [n["Node Type"], n["Index Name"]]))}`,
-      );
-      assert.ok(
-        onInvocations.some((n) => n["Node Type"] === "Tid Scan"),
-        `the update finds the picked rows by their ctid: ${JSON.stringify(nodes.map((n) => [n["Node Type"], n["Index Name"]]))}`,
-      );
-    } finally {
-      await close();
-      await backend.state.purge();
-      await backend.close();
-    }
+    await withApp("plan", async (backend, appId) => {
+      const { client, close } = await ownSession(appId);
+      try {
+        const now = Date.now();
+        await backend.orchestrator.register(Array.from({ length: 500 }, (_, i) => newInvocation("t", [i], now)));
+        const types = "text, text, bigint, integer, text[], text, text, text, text";
+        await client.query(`PREPARE plan_check (${types}) AS ${CLAIM.text}`);
+        const literal = (value: string) => `'${value.replace(/'/g, "''")}'`;
+        const args = [
+          literal(appId),
+          literal("r"),
+          String(now),
+          "50",
+          literal(`{${CLAIMABLE_STATUSES.join(",")}}`),
+          literal(STARTED_STATUS),
+          literal(historyHead(CLAIMED_STATUS, now)),
+          literal(historyTail("r")),
+          literal(historyHead(STARTED_STATUS, now)),
+        ];
+        const { rows } = await client.query<{ "QUERY PLAN": [{ Plan: PlanNode }] }>(
+          `EXPLAIN (FORMAT JSON) EXECUTE plan_check(${args.join(", ")})`,
+        );
+        const nodes = flatten(rows[0]!["QUERY PLAN"][0].Plan);
+        const onInvocations = nodes.filter((n) => n["Relation Name"] === "invocations");
+        assert.deepEqual(
+          onInvocations.filter((n) => /Seq Scan|Bitmap/.test(n["Node Type"])),
+          [],
+          "no whole-table scan of invocations",
+        );
+        assert.ok(
+          onInvocations.some((n) => n["Node Type"] === "Index Scan" && n["Index Name"] === "invocations_in_flight"),
+          `the queue index walked in order: ${JSON.stringify(nodes.map((n) => [n["Node Type"], n["Index Name"]]))}`,
+        );
+        assert.ok(
+          onInvocations.some((n) => n["Node Type"] === "Tid Scan"),
+          `the update finds the picked rows by their ctid: ${JSON.stringify(nodes.map((n) => [n["Node Type"], n["Index Name"]]))}`,
+        );
+      } finally {
+        await close();
+      }
+    });
   });
 });
 
@@ -445,35 +429,33 @@ describe("postgres: a transition racing another change of its invocation", () =>
     { what: "a change of status: it is refused", change: "status = 'KILLED'", applies: false },
   ]) {
     it(what, async () => {
-      const appId = `race-${randomUUID()}`;
-      const backend = await createPostgresBackend({ url, appId });
-      const { client: other, close } = await ownSession(appId);
-      try {
-        const now = Date.now();
-        await backend.orchestrator.registerRunner(remoteRunner("r", now), now);
-        const invocation = newInvocation("t", [1], now);
-        await backend.orchestrator.register([invocation]);
-        const [claimed] = await backend.broker.claim("r", 1, now, { start: true });
-        assert.ok(claimed);
-        await other.query("BEGIN");
-        await other.query(`UPDATE nenc.invocations SET ${change} WHERE app_id = $1 AND id = $2`, [appId, invocation.id]);
-        const done = planTransition({ id: invocation.id, status: "RUNNING", attempt: 1, owner: "r" }, "SUCCESS", {
-          by: "r",
-          at: now + 1,
-          result: "1",
-        });
-        const transition = backend.orchestrator.transition([done]);
-        const settled = await Promise.race([transition.then(() => "settled"), sleep(300).then(() => "waiting")]);
-        assert.equal(settled, "waiting", "the transition waits for the other session's change");
-        await other.query("COMMIT");
-        assert.deepEqual(await transition, [applies]);
-        assert.equal((await backend.state.get(invocation.id))?.status, applies ? "SUCCESS" : "KILLED");
-      } finally {
-        await other.query("ROLLBACK").catch(() => {});
-        await close();
-        await backend.state.purge();
-        await backend.close();
-      }
+      await withApp("race", async (backend, appId) => {
+        const { client: other, close } = await ownSession(appId);
+        try {
+          const now = Date.now();
+          await backend.orchestrator.registerRunner(remoteRunner("r", now), now);
+          const invocation = newInvocation("t", [1], now);
+          await backend.orchestrator.register([invocation]);
+          const [claimed] = await backend.broker.claim("r", 1, now, { start: true });
+          assert.ok(claimed);
+          await other.query("BEGIN");
+          await other.query(`UPDATE nenc.invocations SET ${change} WHERE app_id = $1 AND id = $2`, [appId, invocation.id]);
+          const done = planTransition({ id: invocation.id, status: "RUNNING", attempt: 1, owner: "r" }, "SUCCESS", {
+            by: "r",
+            at: now + 1,
+            result: "1",
+          });
+          const transition = backend.orchestrator.transition([done]);
+          const settled = await Promise.race([transition.then(() => "settled"), sleep(300).then(() => "waiting")]);
+          assert.equal(settled, "waiting", "the transition waits for the other session's change");
+          await other.query("COMMIT");
+          assert.deepEqual(await transition, [applies]);
+          assert.equal((await backend.state.get(invocation.id))?.status, applies ? "SUCCESS" : "KILLED");
+        } finally {
+          await other.query("ROLLBACK").catch(() => {});
+          await close();
+        }
+      });
     });
   }
 });
@@ -559,6 +541,18 @@ describe("postgres: schema upgrades", () => {
     }
   });
 });
+
+/** A backend for an app of the test's own (`prefix-<uuid>`), its rows purged and the backend closed once `use` is done. */
+async function withApp(prefix: string, use: (backend: PostgresBackend, appId: string) => Promise<void>): Promise<void> {
+  const appId = `${prefix}-${randomUUID()}`;
+  const backend = await createPostgresBackend({ url, appId });
+  try {
+    await use(backend, appId);
+  } finally {
+    await backend.state.purge();
+    await backend.close();
+  }
+}
 
 /** A connection of its own with nenc's session settings (those its statements are planned under). */
 async function ownSession(appId: string): Promise<{ client: pg.Client; close: () => Promise<void> }> {
