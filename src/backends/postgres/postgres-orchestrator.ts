@@ -300,35 +300,27 @@ export class PostgresOrchestrator implements Orchestrator {
    * The statement for the requests of `round`, and its parameters: $1, an array per column that
    * varies, a value per column that does not. Once per batch on a worker's hottest path: a column
    * is compared across the batch before any array is made for it, and only the columns that vary
-   * get one.
+   * get one. The loops over the batch's requests are small functions of their own (roundRows,
+   * sameValue, columnArray): a loop of hundreds of requests inside this function made V8 compile
+   * all of it, with everything it calls inlined, two or three times at each worker's start (50 ms
+   * of its compiler's time in a drain of 10,000; see BENCHMARKS.md).
    */
   #statement(requests: readonly TransitionRequest[], round: readonly number[]): [{ name: string; text: string }, unknown[]] {
     const n = round.length;
     const rows = new Array<TransitionRequest>(n);
     const hints = new Array<string | null>(n);
-    for (let k = 0; k < n; k++) {
-      const row = requests[round[k]!]!;
-      rows[k] = row;
-      hints[k] = this.#hints.take(row.id);
-    }
+    roundRows(requests, round, this.#hints, rows, hints);
     const arrays: string[] = [];
     const singles: Value[] = [];
     let shape = "";
     for (const column of TRANSITION_COLUMNS) {
-      if (!column.varies) {
-        const first = n > 0 ? column.value(rows[0]!, hints[0] ?? null) : undefined;
-        let k = 1;
-        while (k < n && column.value(rows[k]!, hints[k] ?? null) === first) k++;
-        if (k >= n) {
-          shape += "0";
-          singles.push(first);
-          continue;
-        }
+      if (!column.varies && (n === 0 || sameValue(column, rows, hints))) {
+        shape += "0";
+        singles.push(n > 0 ? column.value(rows[0]!, hints[0]!) : undefined);
+      } else {
+        shape += "1";
+        arrays.push(columnArray(column, rows, hints));
       }
-      shape += "1";
-      const values = new Array<Value>(n);
-      for (let k = 0; k < n; k++) values[k] = column.value(rows[k]!, hints[k] ?? null);
-      arrays.push(column.elements ? `{${values.join(",")}}` : arrayLiteral(values));
     }
     return [transitionStatement(shape), [this.#db.appId, ...arrays, ...singles]];
   }
@@ -397,6 +389,35 @@ export class PostgresOrchestrator implements Orchestrator {
   async releaseLease(name: string, holder: string): Promise<void> {
     await this.#db.query("DELETE FROM nenc.leases WHERE app_id = $1 AND name = $2 AND holder = $3", [this.#db.appId, name, holder]);
   }
+}
+
+/** The requests of a round, in its order, each with the row hint taken for it (null when none). */
+function roundRows(
+  requests: readonly TransitionRequest[],
+  round: readonly number[],
+  rowHints: RowHints,
+  rows: TransitionRequest[],
+  hints: (string | null)[],
+): void {
+  for (let k = 0; k < round.length; k++) {
+    const row = requests[round[k]!]!;
+    rows[k] = row;
+    hints[k] = rowHints.take(row.id);
+  }
+}
+
+/** Whether every request of a (non-empty) batch has the same value (===) in this column. */
+function sameValue(column: TransitionColumn, rows: readonly TransitionRequest[], hints: readonly (string | null)[]): boolean {
+  const first = column.value(rows[0]!, hints[0]!);
+  for (let k = 1; k < rows.length; k++) if (column.value(rows[k]!, hints[k]!) !== first) return false;
+  return true;
+}
+
+/** A column's values for a batch as an array parameter's text. */
+function columnArray(column: TransitionColumn, rows: readonly TransitionRequest[], hints: readonly (string | null)[]): string {
+  const values = new Array<Value>(rows.length);
+  for (let k = 0; k < rows.length; k++) values[k] = column.value(rows[k]!, hints[k]!);
+  return column.elements ? `{${values.join(",")}}` : arrayLiteral(values);
 }
 
 /**
