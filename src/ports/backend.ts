@@ -63,6 +63,11 @@ export interface Broker {
    * history entry. With `start`, each goes on to STARTED_STATUS (RUNNING) in the same step, with a
    * second history entry at the same time: for a runner about to run them all.
    * A runner that is unknown or retired (stopped, declared dead) claims nothing.
+   * "Oldest first" may bend a little where a backend serves a busy runner from where its last
+   * claim ended (PostgreSQL): an invocation that becomes ready behind invocations already claimed
+   * (an earlier ready time from a host whose clock is behind, a registration that committed after
+   * a later one) waits for the next walk of the whole queue, within about 100 ms while claims come.
+   * A claim that comes back short has looked at the whole queue.
    */
   claim(runnerId: string, max: number, now: number, options?: ClaimOptions): Promise<ClaimedInvocation[]>;
   /** How many are claimable now. */

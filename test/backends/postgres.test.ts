@@ -6,7 +6,8 @@ import { describe, it } from "node:test";
 import pg from "pg";
 import { createPostgresBackend, type PostgresBackend } from "../../src/backends/postgres/postgres-backend.js";
 import { arrayLiteral } from "../../src/backends/postgres/postgres-arrays.js";
-import { CLAIM } from "../../src/backends/postgres/postgres-broker.js";
+import { CLAIM, PostgresBroker } from "../../src/backends/postgres/postgres-broker.js";
+import { PostgresListener } from "../../src/backends/postgres/postgres-listener.js";
 import { PostgresOrchestrator, transitionShape, transitionStatement } from "../../src/backends/postgres/postgres-orchestrator.js";
 import { RowHints } from "../../src/backends/postgres/postgres-row-hints.js";
 import { PostgresSession } from "../../src/backends/postgres/postgres-session.js";
@@ -216,6 +217,38 @@ describe("postgres: row hints", () => {
   });
 });
 
+describe("postgres: where a claim starts", () => {
+  it("after the runner's last claim; behind it only a claim that comes back short or a walk of the whole queue looks", async () => {
+    await withApp("walk", async (backend, appId) => {
+      // A broker whose walks of the whole queue the test times, on a connection of its own.
+      const wholeQueueEveryMs = 400;
+      const db = await PostgresConnection.open({ url, appId });
+      const listener = new PostgresListener(db);
+      const broker = new PostgresBroker(db, listener, new RowHints(), wholeQueueEveryMs);
+      try {
+        const now = Date.now();
+        await backend.orchestrator.registerRunner(remoteRunner("r", now), now);
+        const claim = async (max: number) => (await broker.claim("r", max, now + 10)).map((c) => c.args);
+        await backend.orchestrator.register(["a", "b", "c"].map((name, i) => newInvocation("t", [name], now + i)));
+        assert.deepEqual(await claim(1), ['["a"]'], "the oldest first");
+        // Behind the position: a ready time earlier than what was claimed (a host whose clock is behind).
+        await backend.orchestrator.register([newInvocation("t", ["behind"], now - 1000)]);
+        assert.deepEqual(await claim(1), ['["b"]'], "from where the last claim ended: what is behind it is passed over");
+        assert.deepEqual(await claim(5), ['["c"]', '["behind"]'], "a claim that comes back short goes on from the head");
+
+        const walkedWhole = Date.now();
+        await backend.orchestrator.register([newInvocation("t", ["behind again"], now - 2000), newInvocation("t", ["d"], now + 5)]);
+        assert.deepEqual(await claim(1), ['["d"]'], "from the position again");
+        await sleep(Math.max(0, walkedWhole + wholeQueueEveryMs + 50 - Date.now()));
+        assert.deepEqual(await claim(1), ['["behind again"]'], "the whole queue once the last walk of it is wholeQueueEveryMs old");
+      } finally {
+        await listener.close();
+        await db.close();
+      }
+    });
+  });
+});
+
 describe("postgres: what a claim hands back", () => {
   it("every claimed invocation as registered, whatever its task id, arguments and ids hold", async () => {
     await withApp("answer", async (backend) => {
@@ -292,7 +325,7 @@ describe("postgres: query plans", () => {
       try {
         const now = Date.now();
         await backend.orchestrator.register(Array.from({ length: 500 }, (_, i) => newInvocation("t", [i], now)));
-        const types = "text, text, bigint, integer, text[], text, text, text, text";
+        const types = "text, text, bigint, integer, text[], text, text, text, text, bigint, bigint";
         await client.query(`PREPARE plan_check (${types}) AS ${CLAIM.text}`);
         const literal = (value: string) => `'${value.replace(/'/g, "''")}'`;
         const args = [
@@ -305,6 +338,8 @@ describe("postgres: query plans", () => {
           literal(historyHead(CLAIMED_STATUS, now)),
           literal(historyTail("r")),
           literal(historyHead(STARTED_STATUS, now)),
+          String(now - 1),
+          "0",
         ];
         const { rows } = await client.query<{ "QUERY PLAN": [{ Plan: PlanNode }] }>(
           `EXPLAIN (FORMAT JSON) EXECUTE plan_check(${args.join(", ")})`,
@@ -317,8 +352,13 @@ describe("postgres: query plans", () => {
           "no whole-table scan of invocations",
         );
         assert.ok(
-          onInvocations.some((n) => n["Node Type"] === "Index Scan" && n["Index Name"] === "invocations_in_flight"),
-          `the queue index walked in order: ${JSON.stringify(nodes.map((n) => [n["Node Type"], n["Index Name"]]))}`,
+          onInvocations.some(
+            (n) =>
+              n["Node Type"] === "Index Scan" &&
+              n["Index Name"] === "invocations_in_flight" &&
+              /ROW\(ready_at, seq\) > ROW\(\$10, \$11\)/.test(n["Index Cond"] ?? ""),
+          ),
+          `the queue index walked in order, from the position given: ${JSON.stringify(nodes.map((n) => [n["Node Type"], n["Index Name"], n["Index Cond"]]))}`,
         );
         assert.ok(
           onInvocations.some((n) => n["Node Type"] === "Tid Scan"),

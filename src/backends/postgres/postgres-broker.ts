@@ -13,9 +13,11 @@ import type { RowHints } from "./postgres-row-hints.js";
  * the next attempt, with its history entry; a claim to start ($6, the status it ends in, is not the
  * claimed status) also goes on to that status with a second entry ($9, '' for none). The entries'
  * text around the attempt comes from the client ($7, $9 and $8, see postgres-history.ts): the
- * server only joins strings. The rows come back in queue order. The queue's index holds every
- * invocation not final yet (migration 5), so the pick steps over those in flight by their status,
- * and the update leaves ready_at and seq as they are: it changes no indexed column.
+ * server only joins strings. The rows come back in queue order, each with its queue position
+ * (ready_at, seq). The queue's index holds every invocation not final yet (migration 5), so a pick
+ * steps over those in flight by their status, and the update leaves ready_at and seq as they are:
+ * it changes no indexed column. The pick starts after a queue position ($10, $11; the lowest
+ * bigints for the head of the queue): see PostgresBroker.claim.
  * The update finds each picked row by its ctid, the version the pick locked (a locked row cannot
  * move before this statement ends): no second index walk, and no join plan that could read the
  * whole app instead. It answers with each row's new ctid too, kept as a hint for the final write
@@ -28,7 +30,8 @@ export const CLAIM = {
       SELECT 1 FROM nenc.runners WHERE app_id = $1 AND id = $2 AND dead_at IS NULL AND stopped_at IS NULL FOR SHARE
     ), picked AS (
       SELECT i.ctid, i.id, i.ready_at, i.seq FROM nenc.invocations i
-      WHERE i.app_id = $1 AND i.ready_at <= $3 AND NOT i.final AND i.status = ANY($5::text[]) AND EXISTS (SELECT 1 FROM runner)
+      WHERE i.app_id = $1 AND (i.ready_at, i.seq) > ($10::bigint, $11::bigint) AND i.ready_at <= $3 AND NOT i.final
+        AND i.status = ANY($5::text[]) AND EXISTS (SELECT 1 FROM runner)
       ORDER BY i.ready_at, i.seq
       LIMIT $4
       FOR UPDATE SKIP LOCKED
@@ -40,7 +43,7 @@ export const CLAIM = {
       WHERE i.ctid = p.ctid
       RETURNING i.id, i.task_id, i.args, i.attempt, i.retries, i.parent_id, i.ctid AS row, p.ready_at AS queued_at, p.seq AS queued_seq
     )
-    SELECT id, task_id, args, attempt, retries, parent_id, row::text FROM claimed ORDER BY queued_at, queued_seq`,
+    SELECT id, task_id, args, attempt, retries, parent_id, row::text, queued_at, queued_seq FROM claimed ORDER BY queued_at, queued_seq`,
 };
 
 const QUEUE_LENGTH = `
@@ -55,30 +58,90 @@ interface ClaimedRow {
   retries: number;
   parent_id: string | null;
   row: string;
+  queued_at: number;
+  queued_seq: number;
 }
+
+/** A place in the queue: an invocation's ready_at and seq, as the claim's parameters take them. */
+type QueuePosition = readonly [readyAt: string, seq: string];
+
+/** Before every invocation: a claim from here walks the whole queue. */
+const HEAD: QueuePosition = ["-9223372036854775808", "-9223372036854775808"];
+
+/** A runner's claims from this process: where the last one ended, and when one last walked the whole queue. */
+interface Walk {
+  after: QueuePosition;
+  wholeAt: number;
+}
+
+/** While claims come, one of them walks the whole queue at least this often (see PostgresBroker.claim). */
+export const WHOLE_QUEUE_EVERY_MS = 100;
+
+/** Runners whose claims this process remembers a position for (a worker has one at a time). */
+const WALKS_KEPT = 64;
 
 export class PostgresBroker implements Broker {
   readonly #db: PostgresConnection;
   readonly #listener: PostgresListener;
   readonly #hints: RowHints;
+  readonly #walks = new Map<string, Walk>();
+  readonly #wholeQueueEveryMs: number;
 
-  constructor(db: PostgresConnection, listener: PostgresListener, hints: RowHints) {
+  constructor(db: PostgresConnection, listener: PostgresListener, hints: RowHints, wholeQueueEveryMs = WHOLE_QUEUE_EVERY_MS) {
     this.#db = db;
     this.#listener = listener;
     this.#hints = hints;
+    this.#wholeQueueEveryMs = wholeQueueEveryMs;
   }
 
   /** The claim statement, with parameters that claim nothing: for PostgresConnection.warm. */
   idleClaim(): { statement: Statement; values: unknown[] } {
-    return { statement: CLAIM, values: this.#claimValues("", 0, Date.now(), STARTED_STATUS) };
+    return { statement: CLAIM, values: this.#claimValues("", 0, Date.now(), STARTED_STATUS, HEAD) };
   }
 
+  /**
+   * A claim walks the queue from where this runner's last claim from this process ended, not from
+   * the head: at the head are the invocations the runner holds, runs and is finishing (several
+   * hundred in a busy worker), and the index entries of finished ones until a VACUUM removes them
+   * (a walk steps over each; after rounds of 10,000 on a server without autovacuum, claims from
+   * the head slowed a worker by a fifth). Whatever it steps over was in flight, finished or locked
+   * by another claim, and an invocation queued again (a retry, a recovery) draws a new position
+   * after it. What can still become claimable behind the position is an invocation whose position
+   * is older than the ones claimed: registered with an earlier ready time (a host whose clock is
+   * behind, a time in the past), committed after a later one (concurrent registrations), or left by
+   * a claim of another process that rolled back. So a claim walks the whole queue when the last
+   * such walk is `wholeQueueEveryMs` old, and a claim from the position that comes back short goes
+   * on from the head: a claim that comes back short has seen the whole queue.
+   */
   async claim(runnerId: string, max: number, now: number, options: ClaimOptions = {}): Promise<ClaimedInvocation[]> {
     if (max <= 0) return [];
-    const rows = await this.#db.query<ClaimedRow>(
-      CLAIM,
-      this.#claimValues(runnerId, max, now, options.start ? STARTED_STATUS : CLAIMED_STATUS),
-    );
+    const ends = options.start ? STARTED_STATUS : CLAIMED_STATUS;
+    const walk = this.#walks.get(runnerId);
+    if (walk === undefined || performance.now() - walk.wholeAt >= this.#wholeQueueEveryMs) {
+      return this.#claimFrom(runnerId, max, now, ends, HEAD, performance.now());
+    }
+    const claimed = await this.#claimFrom(runnerId, max, now, ends, walk.after, walk.wholeAt);
+    if (claimed.length === max) return claimed;
+    return claimed.concat(await this.#claimFrom(runnerId, max - claimed.length, now, ends, HEAD, performance.now()));
+  }
+
+  /** One claim statement, walking from `after`; remembers where it ended. */
+  async #claimFrom(
+    runnerId: string,
+    max: number,
+    now: number,
+    ends: Status,
+    after: QueuePosition,
+    wholeAt: number,
+  ): Promise<ClaimedInvocation[]> {
+    const rows = await this.#db.query<ClaimedRow>(CLAIM, this.#claimValues(runnerId, max, now, ends, after));
+    const last = rows[rows.length - 1];
+    const walk = this.#walks.get(runnerId);
+    // Further along than the runner's position already is: a walk from the head ends before it
+    // when claims from the position took what lies between.
+    const further = last !== undefined && (walk === undefined || isAfter(last, walk.after));
+    if (further) this.#remember(runnerId, { after: [String(last.queued_at), String(last.queued_seq)], wholeAt });
+    else if (after === HEAD) this.#remember(runnerId, { after: walk?.after ?? HEAD, wholeAt });
     return rows.map((row) => {
       this.#hints.remember(row.id, row.row);
       return {
@@ -92,7 +155,13 @@ export class PostgresBroker implements Broker {
     });
   }
 
-  #claimValues(runnerId: string, max: number, now: number, ends: Status): unknown[] {
+  #remember(runnerId: string, walk: Walk): void {
+    this.#walks.delete(runnerId);
+    this.#walks.set(runnerId, walk);
+    if (this.#walks.size > WALKS_KEPT) this.#walks.delete(this.#walks.keys().next().value!);
+  }
+
+  #claimValues(runnerId: string, max: number, now: number, ends: Status, after: QueuePosition): unknown[] {
     return [
       this.#db.appId,
       runnerId,
@@ -103,6 +172,8 @@ export class PostgresBroker implements Broker {
       historyHead(CLAIMED_STATUS, now),
       historyTail(runnerId),
       ends === CLAIMED_STATUS ? "" : historyHead(ends, now),
+      after[0],
+      after[1],
     ];
   }
 
@@ -114,4 +185,10 @@ export class PostgresBroker implements Broker {
   subscribe(listener: () => void): () => void {
     return this.#listener.subscribe(listener);
   }
+}
+
+/** Whether a claimed row's queue position is after `position`. */
+function isAfter(row: ClaimedRow, position: QueuePosition): boolean {
+  const readyAt = Number(position[0]);
+  return row.queued_at !== readyAt ? row.queued_at > readyAt : row.queued_seq > Number(position[1]);
 }
