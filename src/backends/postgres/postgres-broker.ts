@@ -75,7 +75,7 @@ interface Walk {
 }
 
 /** While claims come, one of them walks the whole queue at least this often (see PostgresBroker.claim). */
-export const WHOLE_QUEUE_EVERY_MS = 100;
+const WHOLE_QUEUE_EVERY_MS = 100;
 
 /** Runners whose claims this process remembers a position for (a worker has one at a time). */
 const WALKS_KEPT = 64;
