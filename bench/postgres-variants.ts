@@ -18,6 +18,12 @@
  *   queue-table    the queue in a narrow table of its own (register inserts there too, a claim deletes
  *                  from it), so that the claim's update of the invocation changes no indexed column
  *                  and can be HOT
+ *   position       each claim walks the queue from where that loop's last claim ended (nenc's claim
+ *                  since 9bafd46, without its walks of the whole queue), not from the head
+ *   all-hot        with position: the queue index over every invocation, final or not (no
+ *                  predicate), and a finish that changes no indexed column, so that both the claim
+ *                  and the finish are HOT updates; finished invocations stay in the index, behind
+ *                  the positions claims walk from
  * By default (as-is) the schema as it is: one index over the invocations not final, which is the
  * queue and what is in flight, left as it is by the claim, so that the claim is a HOT update.
  * Default variants: as-is, the layout before migration 5, the same at fillfactor 40, jsonb-history,
@@ -34,7 +40,8 @@ const positional = argv.filter((arg, i) => !arg.startsWith("--") && !argv[i - 1]
 const variants = positional.length
   ? positional
   : ["as-is", "queue-index+fillfactor-75", "queue-index", "jsonb-history", "no-history", "fillfactor-75", "queue-table"];
-const KNOWN = /^(as-is|jsonb-history|no-history|no-in-flight|queue-index|queue-table|finished-table|delete-only|fillfactor-\d+)$/;
+const KNOWN =
+  /^(as-is|jsonb-history|no-history|no-in-flight|queue-index|queue-table|finished-table|delete-only|position|all-hot|fillfactor-\d+)$/;
 const url = withUser(process.env["NENC_POSTGRES_URL"] ?? "postgres://127.0.0.1:5432/test");
 const BATCH = 50;
 /** nenc's session settings (postgres-connection.ts). */
@@ -58,6 +65,9 @@ function statements(variant: string) {
     throw new Error("no-in-flight goes with queue-index or queue-table (as is, the queue is the in-flight index)");
   }
   const queueTable = has("queue-table");
+  const position = has("position") || has("all-hot");
+  const allHot = has("all-hot");
+  if (allHot && (queueTable || !hot)) throw new Error("all-hot goes with the layout as it is (one queue index, HOT claims)");
   // The finish moves the row out of the invocations table (a delete, which writes no index entry)
   // into an append-only table of finished invocations, or (delete-only) drops it, as
   // graphile-worker does with a completed job.
@@ -75,7 +85,7 @@ function statements(variant: string) {
       queueTable
         ? `CREATE TABLE nenc_variants.queue (app_id text COLLATE "C" NOT NULL, ready_at bigint NOT NULL, seq bigint NOT NULL,
              id text COLLATE "C" NOT NULL, PRIMARY KEY (app_id, ready_at, seq));`
-        : `CREATE INDEX ON nenc_variants.invocations (app_id, ready_at, seq) ${moves ? "" : `WHERE ${hot ? "NOT final" : "ready_at IS NOT NULL"}`};`
+        : `CREATE INDEX ON nenc_variants.invocations (app_id, ready_at, seq) ${moves || allHot ? "" : `WHERE ${hot ? "NOT final" : "ready_at IS NOT NULL"}`};`
     }
     ${
       finishedTable
@@ -118,6 +128,7 @@ function statements(variant: string) {
     ), picked AS (
       SELECT i.ctid, i.id, i.ready_at, i.seq FROM nenc_variants.invocations i
       WHERE i.app_id = $1 AND i.ready_at <= $3 ${hot ? "AND NOT i.final" : ""} AND i.status = ANY('{REGISTERED,RETRY,REROUTED}'::text[])
+        ${position ? "AND (i.ready_at, i.seq) > ($5::bigint, $6::bigint)" : ""}
         AND EXISTS (SELECT 1 FROM runner)
       ORDER BY i.ready_at, i.seq LIMIT $4 FOR UPDATE SKIP LOCKED
     ), claimed AS (
@@ -126,7 +137,7 @@ function statements(variant: string) {
       FROM picked p WHERE i.ctid = p.ctid
       RETURNING i.id, i.attempt, p.ready_at AS queued_at, p.seq AS queued_seq
     )
-    SELECT id, attempt FROM claimed ORDER BY queued_at, queued_seq`;
+    SELECT id, attempt, queued_at::text, queued_seq::text FROM claimed ORDER BY queued_at, queued_seq`;
   const gone = `
     DELETE FROM nenc_variants.invocations i USING unnest($4::text[], $5::integer[]) AS r(id, attempt)
     WHERE i.app_id = $1 AND i.id = r.id AND i.status = 'RUNNING' AND i.attempt = r.attempt AND i.owner = $2 AND $3::bigint IS NOT NULL`;
@@ -142,11 +153,11 @@ function statements(variant: string) {
     : finishedTable
       ? moved
       : `
-    UPDATE nenc_variants.invocations i SET status = 'SUCCESS', ready_at = NULL, updated_at = $3, final = true, result = 'null'
+    UPDATE nenc_variants.invocations i SET status = 'SUCCESS', ${allHot ? "" : "ready_at = NULL,"} updated_at = $3, final = true, result = 'null'
       ${append(["SUCCESS", "r.attempt"])}
     FROM unnest($4::text[], $5::integer[]) AS r(id, attempt)
     WHERE i.app_id = $1 AND i.id = r.id AND i.status = 'RUNNING' AND i.attempt = r.attempt AND i.owner = $2`;
-  return { schema, register, claim, finish };
+  return { schema, register, claim, finish, position };
 }
 
 interface Measured {
@@ -172,13 +183,23 @@ async function measure(variant: string): Promise<Measured> {
     const cpuBefore = cpuSecondsNamed("postgres");
     // Two loops, as a worker has a claim and a batch of outcomes in flight at once.
     const loop = async () => {
+      let after = ["-9223372036854775808", "-9223372036854775808"];
       for (;;) {
-        const claimed = await pool.query<{ id: string; attempt: number }>({
+        const claimed = await pool.query<{ id: string; attempt: number; queued_at: string; queued_seq: string }>({
           name: "claim",
           text: sql.claim,
-          values: ["a", "r", Date.now(), BATCH],
+          values: ["a", "r", Date.now(), BATCH, ...(sql.position ? after : [])],
         });
-        if (claimed.rows.length === 0) return;
+        if (claimed.rows.length === 0) {
+          // From a position, the other loop may hold what lies behind it: once more from the head.
+          if (sql.position && after[0] !== "-9223372036854775808") {
+            after = ["-9223372036854775808", "-9223372036854775808"];
+            continue;
+          }
+          return;
+        }
+        const last = claimed.rows[claimed.rows.length - 1]!;
+        after = [last.queued_at, last.queued_seq];
         const ids = claimed.rows.map((row) => row.id);
         const attempts = claimed.rows.map((row) => row.attempt);
         await pool.query({ name: "finish", text: sql.finish, values: ["a", "r", Date.now(), ids, attempts] });
