@@ -5,6 +5,7 @@ import type { PostgresConnection, Statement } from "./postgres-connection.js";
 import { historyHead, historyTail } from "./postgres-history.js";
 import type { PostgresListener } from "./postgres-listener.js";
 import type { RowHints } from "./postgres-row-hints.js";
+import { setNewest } from "./bounded-map.js";
 
 /**
  * One statement: lock the runner's row (a retire waits for the claim, or the claim sees the
@@ -140,8 +141,8 @@ export class PostgresBroker implements Broker {
     // Further along than the runner's position already is: a walk from the head ends before it
     // when claims from the position took what lies between.
     const further = last !== undefined && (walk === undefined || isAfter(last, walk.after));
-    if (further) this.#remember(runnerId, { after: [String(last.queued_at), String(last.queued_seq)], wholeAt });
-    else if (after === HEAD) this.#remember(runnerId, { after: walk?.after ?? HEAD, wholeAt });
+    if (further) setNewest(this.#walks, runnerId, { after: [String(last.queued_at), String(last.queued_seq)], wholeAt }, WALKS_KEPT);
+    else if (after === HEAD) setNewest(this.#walks, runnerId, { after: walk?.after ?? HEAD, wholeAt }, WALKS_KEPT);
     return rows.map((row) => {
       this.#hints.remember(row.id, row.row);
       return {
@@ -153,12 +154,6 @@ export class PostgresBroker implements Broker {
         parentId: row.parent_id,
       };
     });
-  }
-
-  #remember(runnerId: string, walk: Walk): void {
-    this.#walks.delete(runnerId);
-    this.#walks.set(runnerId, walk);
-    if (this.#walks.size > WALKS_KEPT) this.#walks.delete(this.#walks.keys().next().value!);
   }
 
   #claimValues(runnerId: string, max: number, now: number, ends: Status, after: QueuePosition): unknown[] {

@@ -301,7 +301,7 @@ export class PostgresOrchestrator implements Orchestrator {
    * varies, a value per column that does not. Once per batch on a worker's hottest path: a column
    * is compared across the batch before any array is made for it, and only the columns that vary
    * get one. The loops over the batch's requests are small functions of their own (roundRows,
-   * sameValue, columnArray): a loop of hundreds of requests inside this function made V8 compile
+   * uniformValue, columnArray): a loop of hundreds of requests inside this function made V8 compile
    * all of it, with everything it calls inlined, two or three times at each worker's start (50 ms
    * of its compiler's time in a drain of 10,000; see BENCHMARKS.md).
    */
@@ -314,9 +314,10 @@ export class PostgresOrchestrator implements Orchestrator {
     const singles: Value[] = [];
     let shape = "";
     for (const column of TRANSITION_COLUMNS) {
-      if (!column.varies && (n === 0 || sameValue(column, rows, hints))) {
+      const value = column.varies ? VARIES : uniformValue(column, rows, hints);
+      if (value !== VARIES) {
         shape += "0";
-        singles.push(n > 0 ? column.value(rows[0]!, hints[0]!) : undefined);
+        singles.push(value);
       } else {
         shape += "1";
         arrays.push(columnArray(column, rows, hints));
@@ -406,11 +407,19 @@ function roundRows(
   }
 }
 
-/** Whether every request of a (non-empty) batch has the same value (===) in this column. */
-function sameValue(column: TransitionColumn, rows: readonly TransitionRequest[], hints: readonly (string | null)[]): boolean {
+/** What uniformValue answers for a column whose values differ within the batch. */
+const VARIES = Symbol("varies");
+
+/** The value every request of the batch has (===) in this column (undefined for no requests), or VARIES. */
+function uniformValue(
+  column: TransitionColumn,
+  rows: readonly TransitionRequest[],
+  hints: readonly (string | null)[],
+): Value | typeof VARIES {
+  if (rows.length === 0) return undefined;
   const first = column.value(rows[0]!, hints[0]!);
-  for (let k = 1; k < rows.length; k++) if (column.value(rows[k]!, hints[k]!) !== first) return false;
-  return true;
+  for (let k = 1; k < rows.length; k++) if (column.value(rows[k]!, hints[k]!) !== first) return VARIES;
+  return first;
 }
 
 /** A column's values for a batch as an array parameter's text. */

@@ -1,3 +1,5 @@
+import { setNewest } from "./bounded-map.js";
+
 /**
  * Where this process last saw an invocation's row: the ctid its claim left it at. A worker's next
  * write to an invocation is almost always the final write of the attempt it claimed, and with the
@@ -16,9 +18,7 @@ export class RowHints {
   }
 
   remember(id: string, ctid: string): void {
-    this.#hints.delete(id);
-    this.#hints.set(id, ctid);
-    if (this.#hints.size > this.#limit) this.#hints.delete(this.#hints.keys().next().value!);
+    setNewest(this.#hints, id, ctid, this.#limit);
   }
 
   /** The hint for this invocation, forgotten as it is taken; null when there is none. */
