@@ -3,7 +3,7 @@ import { deserialize, serialize } from "../core/serializer.js";
 import type { ClaimedInvocation } from "../ports/records.js";
 import type { Nenc } from "./app.js";
 import { taskContext, type TaskContext } from "./context.js";
-import type { Executor, Outcome } from "./executor.js";
+import type { Done, Executor, Outcome } from "./executor.js";
 
 /** Runs tasks in this process's event loop, up to `capacity` at once. */
 export class AsyncExecutor implements Executor {
@@ -22,9 +22,10 @@ export class AsyncExecutor implements Executor {
   /**
    * Not an async function: a worker runs tens of thousands of these a second, and each async
    * function and await is a promise more (each also seen by the context's promise hooks). A task
-   * that returns a promise costs one `then` here; one that returns a value, none.
+   * that returns a promise costs one `then` here; one that returns a value or throws, one
+   * microtask (so that `done` is never called before run() returns).
    */
-  run(invocation: ClaimedInvocation, context: TaskContext): Promise<Outcome> {
+  run(invocation: ClaimedInvocation, context: TaskContext, done: Done): void {
     let returned: unknown;
     let pending: boolean;
     try {
@@ -32,10 +33,20 @@ export class AsyncExecutor implements Executor {
       // Inside the try: reading `then` of what a task returned can throw too.
       pending = isPromiseLike(returned);
     } catch (error) {
-      return Promise.resolve({ ok: false, error });
+      queueMicrotask(() => done({ ok: false, error }));
+      return;
     }
-    if (!pending) return Promise.resolve(succeeded(invocation, returned));
-    return Promise.resolve(returned).then((result) => succeeded(invocation, result), failed);
+    if (!pending) {
+      queueMicrotask(() => done(succeeded(invocation, returned)));
+      return;
+    }
+    // A plain native promise settles once and never calls back synchronously; any other thenable is
+    // adopted by one first (its `then` may throw, call back at once, or call back twice).
+    const promise = Object.getPrototypeOf(returned) === Promise.prototype ? (returned as Promise<unknown>) : Promise.resolve(returned);
+    promise.then(
+      (result) => done(succeeded(invocation, result)),
+      (error: unknown) => done({ ok: false, error }),
+    );
   }
 }
 
@@ -46,8 +57,6 @@ function succeeded(invocation: ClaimedInvocation, result: unknown): Outcome {
     return { ok: false, error };
   }
 }
-
-const failed = (error: unknown): Outcome => ({ ok: false, error });
 
 function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
   return typeof (value as { then?: unknown } | null)?.then === "function";

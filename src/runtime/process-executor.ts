@@ -6,7 +6,7 @@ import { deserialize } from "../core/serializer.js";
 import type { ClaimedInvocation } from "../ports/records.js";
 import type { Nenc } from "./app.js";
 import type { TaskContext } from "./context.js";
-import type { Executor, Outcome } from "./executor.js";
+import type { Done, Executor, Outcome } from "./executor.js";
 import type { ChildMessage, RunMessage } from "./process-child.js";
 
 const CHILD_ENTRY = fileURLToPath(new URL("./process-child.mjs", import.meta.url));
@@ -78,7 +78,11 @@ export class ProcessExecutor implements Executor {
     for (const child of children) this.#release(child);
   }
 
-  async run(invocation: ClaimedInvocation, context: TaskContext): Promise<Outcome> {
+  run(invocation: ClaimedInvocation, context: TaskContext, done: Done): void {
+    this.#outcome(invocation, context).then(done, (error: unknown) => done({ ok: false, error }));
+  }
+
+  async #outcome(invocation: ClaimedInvocation, context: TaskContext): Promise<Outcome> {
     const grant = await this.#acquire(context.signal);
     if (grant instanceof Error) return { ok: false, error: grant };
     const child = grant;

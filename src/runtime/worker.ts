@@ -409,24 +409,17 @@ export class Worker {
    */
   #execute(active: Active): void {
     const startedAt = performance.now();
-    let run: Promise<Outcome>;
     try {
-      run = this.#executor.run(active.claimed, this.#contextFor(active));
+      this.#executor.run(active.claimed, this.#contextFor(active), (outcome) => {
+        this.#bodyEnded(active, startedAt);
+        this.#finish(active, outcome);
+      });
     } catch (error) {
+      // An executor that throws instead of telling `done` (none of nenc's own do).
       this.#bodyEnded(active, startedAt);
       return this.#couldNotFinish(active, error);
     }
     crashPoint("running");
-    run.then(
-      (outcome) => {
-        this.#bodyEnded(active, startedAt);
-        this.#finish(active, outcome);
-      },
-      (error: unknown) => {
-        this.#bodyEnded(active, startedAt);
-        this.#couldNotFinish(active, error);
-      },
-    );
   }
 
   /** Its body returned: the slot is free for the next one. */

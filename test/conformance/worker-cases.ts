@@ -19,8 +19,12 @@ function defineTasks(app: Nenc) {
   return {
     add: app.task("add", async (a: number, b: number) => a + b),
     echo: app.task("echo", async (value: unknown) => value),
+    /** Logs each line after an await: the task's context follows it across awaits. */
     chatty: app.task("chatty", async (n: number) => {
-      for (let i = 0; i < n; i++) app.logger.info(`line ${i}`);
+      for (let i = 0; i < n; i++) {
+        await sleep(1);
+        app.logger.info(`line ${i}`);
+      }
       return n;
     }),
     boom: app.task("boom", async (message: string) => {

@@ -49,7 +49,12 @@ function contextFor(invocation: ClaimedInvocation, onLog?: (message: string) => 
 
 async function run(executor: ProcessExecutor, taskId: string, ...args: unknown[]): Promise<Outcome> {
   const invocation = claimed(taskId, args);
-  return executor.run(invocation, contextFor(invocation));
+  return outcomeOf(executor, invocation, contextFor(invocation));
+}
+
+/** What executor.run tells its callback, as a promise. */
+function outcomeOf(executor: ProcessExecutor, invocation: ClaimedInvocation, context: TaskContext): Promise<Outcome> {
+  return new Promise((resolve) => executor.run(invocation, context, resolve));
 }
 
 function resultOf(outcome: Outcome): unknown {
@@ -112,7 +117,7 @@ describe("ProcessExecutor: a warm pool of child processes", () => {
   it("sends the task's log lines to the parent's context, in order", async () => {
     const invocation = claimed("logLines", [3]);
     const context = contextFor(invocation);
-    assert.equal(resultOf(await executor.run(invocation, context)), 3);
+    assert.equal(resultOf(await outcomeOf(executor, invocation, context)), 3);
     const pid = context.lines[0]?.message.match(/from pid (\d+)/)?.[1];
     assert.ok(pid && Number(pid) !== process.pid);
     assert.deepEqual(context.lines, [
@@ -135,7 +140,7 @@ describe("ProcessExecutor: a warm pool of child processes", () => {
     }, 10);
     try {
       const context = contextFor(invocation, (message) => (spinning ||= message === "spinning"));
-      const outcome = await executor.run(invocation, context);
+      const outcome = await outcomeOf(executor, invocation, context);
       assert.equal(resultOf(outcome), "released");
       assert.ok(ticks >= 5);
     } finally {
@@ -169,7 +174,7 @@ describe("ProcessExecutor: a warm pool of child processes", () => {
     let started!: () => void;
     const hanging = new Promise<void>((resolve) => (started = resolve));
     const context = contextFor(invocation, (message) => message === "hanging" && started());
-    const outcome = executor.run(invocation, context);
+    const outcome = outcomeOf(executor, invocation, context);
     await hanging;
     const before = executor.pids;
     context.abort.abort();
@@ -186,7 +191,7 @@ describe("ProcessExecutor: a warm pool of child processes", () => {
     const invocation = claimed("exitSelf", [9]);
     const context = contextFor(invocation);
     const before = executor.pids;
-    const outcome = executor.run(invocation, context);
+    const outcome = outcomeOf(executor, invocation, context);
     context.abort.abort();
     assert.match(errorOf(await outcome).message, /exitSelf inv-\d+ was aborted before it started/);
     assert.deepEqual(executor.pids, before, "no child was lost");
@@ -198,7 +203,7 @@ describe("ProcessExecutor: start and stop", () => {
     const executor = new ProcessExecutor(app, 3, { appModule });
     await executor.start();
     const invocation = claimed("hang", []);
-    const busy = executor.run(invocation, contextFor(invocation));
+    const busy = outcomeOf(executor, invocation, contextFor(invocation));
     const pids = executor.pids;
     assert.equal(pids.length, 3);
     assert.ok(pids.every(pidExists));
