@@ -53,13 +53,13 @@ export function planTransition(current: Ownership, to: Status, options: Transiti
   if (mustOwn && current.owner !== options.by) {
     throw new OwnershipError(current.id, current.status, to, current.owner, options.by);
   }
+  // One object literal of one shape (absent values are undefined): built for every step of every
+  // invocation, and spreads of optional parts allocated and shaped each request differently.
   return {
     id: current.id,
-    expect: {
-      status: current.status,
-      attempt: current.attempt,
-      ...(mustOwn ? { owner: current.owner } : {}),
-    },
+    expect: mustOwn
+      ? { status: current.status, attempt: current.attempt, owner: current.owner }
+      : { status: current.status, attempt: current.attempt },
     to,
     // Only owned statuses have an owner; a claim makes the claimer the owner.
     owner: target.acquires ? options.by : target.owned ? current.owner : null,
@@ -67,9 +67,9 @@ export function planTransition(current: Ownership, to: Status, options: Transiti
     readyAt: target.claimable ? (options.readyAt ?? options.at) : null,
     at: options.at,
     by: options.by,
-    ...(options.result !== undefined ? { result: options.result } : {}),
-    ...(options.error !== undefined ? { error: options.error } : {}),
-    ...(options.retries !== undefined ? { retries: options.retries } : {}),
+    result: options.result,
+    error: options.error,
+    retries: options.retries,
   };
 }
 

@@ -33,12 +33,13 @@ export interface WorkerOptions {
   readonly appModule?: string;
 }
 
-/** What a step of an invocation records besides its status. */
-interface StepValues {
-  result?: string;
-  error?: string;
-  retries?: number;
-  readyAt?: number;
+/** Where a step takes an invocation, and what it records besides its status. */
+interface Step {
+  readonly to: Status;
+  readonly result?: string;
+  readonly error?: string;
+  readonly retries?: number;
+  readonly readyAt?: number;
 }
 
 interface Active {
@@ -437,8 +438,9 @@ export class Worker {
     if (active.abort.aborted) return this.#finished(active);
     crashPoint("result");
     try {
-      const [to, extra] = this.#finalStep(active, outcome);
-      this.#advance(active, to, extra, (error) => (error ? this.#couldNotFinish(active, error) : this.#finished(active)));
+      this.#advance(active, this.#finalStep(active, outcome), (error) =>
+        error ? this.#couldNotFinish(active, error) : this.#finished(active),
+      );
     } catch (error) {
       this.#couldNotFinish(active, error);
     }
@@ -460,9 +462,9 @@ export class Worker {
   }
 
   /** Where an outcome takes its invocation: SUCCESS, RETRY after its backoff, or FAILED. */
-  #finalStep(active: Active, outcome: Outcome): [Status, StepValues] {
+  #finalStep(active: Active, outcome: Outcome): Step {
     const { claimed } = active;
-    if (outcome.ok) return ["SUCCESS", { result: outcome.result }];
+    if (outcome.ok) return { to: "SUCCESS", result: outcome.result };
     const task = this.#app.getTask(claimed.taskId);
     const error = outcome.error;
     const stored = serialize(errorRecord(error), "error");
@@ -472,12 +474,12 @@ export class Worker {
       this.#app.logger.info(
         `nenc: ${claimed.taskId} ${claimed.id} failed (${errorRecord(error).message}); retry ${claimed.retries + 1} in ${delay} ms`,
       );
-      return ["RETRY", { error: stored, retries: claimed.retries + 1, readyAt }];
+      return { to: "RETRY", error: stored, retries: claimed.retries + 1, readyAt };
     }
     if (error instanceof UnknownTaskError) {
       this.#app.logger.error(`nenc: ${error.message} (invocation ${claimed.id}); marked FAILED, the worker carries on`);
     }
-    return ["FAILED", { error: stored }];
+    return { to: "FAILED", error: stored };
   }
 
   /**
@@ -485,9 +487,17 @@ export class Worker {
    * leave (so requests can be queued before earlier ones land); `then` runs once it is written,
    * refused (fenced off: the attempt was taken from this runner) or given up (with the error).
    */
-  #advance(active: Active, to: Status, extra: StepValues, then: (error?: Error) => void): void {
+  #advance(active: Active, step: Step, then: (error?: Error) => void): void {
     if (active.abort.aborted) return then();
-    const request = planTransition(active.state, to, { by: this.#runnerId, at: this.#app.clock.now(), ...extra });
+    const { to } = step;
+    const request = planTransition(active.state, to, {
+      by: this.#runnerId,
+      at: this.#app.clock.now(),
+      readyAt: step.readyAt,
+      result: step.result,
+      error: step.error,
+      retries: step.retries,
+    });
     active.state = afterTransition(request);
     this.#write(request, (error, applied) => {
       if (error === undefined && !applied && !active.abort.aborted) {
