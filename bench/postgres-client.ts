@@ -1,8 +1,9 @@
 /**
  * `npm run bench:postgres-client [-- --batch 250 --batches 400]`: the PostgreSQL backend's own CPU
- * per invocation on a worker's hottest path, without a server: building a batch of final writes
- * (the orchestrator's transition(), on a connection that answers at once), timed per invocation on
- * its first batch (the code not yet compiled, as at a worker's start) and as the median of the rest.
+ * per invocation on its hottest paths, without a server: building a batch of final writes (the
+ * orchestrator's transition()) and a batch of registrations as parallelize() sends them (register(),
+ * batches of 1,000), each on a connection that answers at once, timed per invocation on its first
+ * batch (the code not yet compiled, as at a process's start) and as the median of the rest.
  * Together with bench:drain (which has the server in it) it tells the client's share apart.
  */
 import type { PostgresConnection } from "../src/backends/postgres/postgres-connection.js";
@@ -48,6 +49,27 @@ const finalWrites = await timed(async (round) => {
   return (performance.now() - started) * 1000;
 });
 
-console.log(`\nPostgreSQL backend, client CPU per invocation (µs), batches of ${fmt(batch)}, ${fmt(batches)} batches\n`);
+/** Registrations as parallelize() makes them: one task, no parent, ready when made. */
+const REGISTER_BATCH = 1000;
+const registrations = await timed(async () => {
+  const at = Date.now();
+  const invocations = Array.from({ length: REGISTER_BATCH }, (_, i) => ({
+    id: newInvocationId(at),
+    taskId: "noop",
+    callId: `noop:[${i}]`,
+    args: `[${i}]`,
+    parentId: null,
+    createdAt: at,
+    readyAt: at,
+  }));
+  const started = performance.now();
+  await orchestrator.register(invocations);
+  return ((performance.now() - started) * 1000 * batch) / REGISTER_BATCH;
+});
+
+console.log(`\nPostgreSQL backend, client CPU per invocation (µs), ${fmt(batches)} batches\n`);
 console.log("| path | first batch | median of the rest |\n| --- | ---: | ---: |");
-console.log(`| a batch of final writes (transition) | ${fmt(finalWrites.first, 2)} | ${fmt(finalWrites.rest, 2)} |`);
+console.log(`| a batch of ${fmt(batch)} final writes (transition) | ${fmt(finalWrites.first, 2)} | ${fmt(finalWrites.rest, 2)} |`);
+console.log(
+  `| a batch of ${fmt(REGISTER_BATCH)} registrations (register) | ${fmt(registrations.first, 2)} | ${fmt(registrations.rest, 2)} |`,
+);

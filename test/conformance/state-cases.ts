@@ -40,6 +40,34 @@ export function stateCases(fixture: BackendFixture): void {
     );
 
     it(
+      "registers a batch whose invocations differ in task, parent and ready time, each as it says",
+      withBackend(async (b) => {
+        const now = Date.now();
+        const plain = newInvocation("t", [1], now - 10);
+        const other = { ...newInvocation("u", [2], now - 10), parentId: plain.id };
+        const later = { ...newInvocation("t", [3], now - 10), readyAt: now + 60_000 };
+        await b.orchestrator.register([plain, other, later]);
+        const stored = await Promise.all([plain, other, later].map((inv) => b.state.get(inv.id)));
+        assert.deepEqual(
+          stored.map((r) => [r?.taskId, r?.parentId, r?.createdAt, r?.readyAt]),
+          [
+            ["t", null, now - 10, now - 10],
+            ["u", plain.id, now - 10, now - 10],
+            ["t", null, now - 10, now + 60_000],
+          ],
+        );
+        assert.deepEqual(
+          (await b.broker.claim("r", 10, now)).map((c) => [c.id, c.taskId, c.parentId]),
+          [
+            [plain.id, "t", null],
+            [other.id, "u", plain.id],
+          ],
+          "the delayed one is not claimable yet",
+        );
+      }),
+    );
+
+    it(
       "claims once: the claimer owns it at attempt 1 and nobody else gets it",
       withBackend(async (b) => {
         const inv = newInvocation("t");

@@ -11,22 +11,46 @@ import type { PostgresSession } from "./postgres-session.js";
 /** The status an invocation enters when it is created (it is claimable from then on). */
 const REGISTERED = "REGISTERED";
 
-const REGISTER = {
-  name: "nenc_register",
-  text: `
+/**
+ * Registration of a batch. $1 is the app, $2 the status, $3 the head of the first history entry;
+ * then the ids, call keys, arguments and creation times as arrays. In the usual batch (`uniform`:
+ * every invocation of one task, with one parent, ready when made, as parallelize() and invoke()
+ * make them) the task ($8) and the parent ($9) go once and the ready time is the creation time;
+ * otherwise tasks, parents and ready times go as arrays too ($8-$10). Four arrays instead of seven:
+ * less for the client to build and send, and for the server to parse (`npm run
+ * bench:postgres-client`, see BENCHMARKS.md).
+ */
+function registerStatement(uniform: boolean): { readonly name: string; readonly text: string } {
+  const [arrays, names, task, parent, readyAt] = uniform
+    ? ["", "", "$8::text", "$9::text", "n.created_at"]
+    : [", $8::text[], $9::text[], $10::bigint[]", ", task_id, parent_id, ready_at", "n.task_id", "n.parent_id", "n.ready_at"];
+  return {
+    name: uniform ? "nenc_register_uniform" : "nenc_register",
+    text: `
     WITH created AS (
       INSERT INTO nenc.invocations (app_id, id, task_id, call_id, args, status, parent_id, created_at, updated_at,
                                     ready_at, seq, created_seq, history)
-      SELECT $1, n.id, n.task_id, n.call_id, n.args, $9::text, n.parent_id, n.created_at, n.created_at, n.ready_at, n.s, n.s,
-             $10::text || n.created_at || ',0,null]'
+      SELECT $1, n.id, ${task}, n.call_id, n.args, $2::text, ${parent}, n.created_at, n.created_at, ${readyAt}, n.s, n.s,
+             $3::text || n.created_at || ',0,null]'
       FROM (SELECT r.*, nextval('nenc.seq') AS s
-            FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[])
-                 WITH ORDINALITY AS r(id, task_id, call_id, args, parent_id, created_at, ready_at, ord)
+            FROM unnest($4::text[], $5::text[], $6::text[], $7::bigint[]${arrays})
+                 WITH ORDINALITY AS r(id, call_id, args, created_at${names}, ord)
             ORDER BY r.ord) n
       RETURNING 1
     )
     SELECT count(*) AS n FROM created`,
-};
+  };
+}
+
+const REGISTER = registerStatement(false);
+const REGISTER_UNIFORM = registerStatement(true);
+
+/** Whether every invocation of the batch has the first one's task and parent, and is ready when made. */
+function isUniform(invocations: readonly NewInvocation[]): boolean {
+  const { taskId, parentId } = invocations[0]!;
+  for (const inv of invocations) if (inv.taskId !== taskId || inv.parentId !== parentId || inv.readyAt !== inv.createdAt) return false;
+  return true;
+}
 
 /** An element of an array parameter, or a value sent once. */
 type Value = string | number | boolean | null | undefined;
@@ -238,19 +262,21 @@ export class PostgresOrchestrator implements Orchestrator {
   async register(invocations: readonly NewInvocation[]): Promise<void> {
     if (invocations.length === 0) return;
     const column = <K extends keyof NewInvocation>(key: K) => arrayLiteral(invocations.map((inv) => inv[key]));
+    const values = [
+      this.#db.appId,
+      REGISTERED,
+      firstEntryHead(REGISTERED),
+      column("id"),
+      column("callId"),
+      column("args"),
+      column("createdAt"),
+    ];
     try {
-      await this.#db.query(REGISTER, [
-        this.#db.appId,
-        column("id"),
-        column("taskId"),
-        column("callId"),
-        column("args"),
-        column("parentId"),
-        column("createdAt"),
-        column("readyAt"),
-        REGISTERED,
-        firstEntryHead(REGISTERED),
-      ]);
+      if (isUniform(invocations)) {
+        await this.#db.query(REGISTER_UNIFORM, [...values, invocations[0]!.taskId, invocations[0]!.parentId]);
+      } else {
+        await this.#db.query(REGISTER, [...values, column("taskId"), column("parentId"), column("readyAt")]);
+      }
       this.#db.wake();
     } catch (error) {
       if ((error as { code?: string }).code === "23505") {
