@@ -60,8 +60,8 @@ interface Active {
  * free slots, "to start": each is recorded PENDING and RUNNING by the claim itself, so RUNNING is
  * durable before any body runs. While its tasks are short (bodies that return within
  * SHORT_BODY_MS on average), it also claims batches ahead, each as many as it has slots: as many
- * as run within about SHORT_BODY_MS (up to MAX_BATCHES_AHEAD), so an invocation claimed ahead waits
- * about one short body for a slot. The next claim's round trip then overlaps the bodies running
+ * as run within about SHORT_BODY_MS (up to the backend's claimAhead.batches, in claims of up to its
+ * claimAhead.claimSize), so an invocation claimed ahead waits about one short body for a slot. The next claim's round trip then overlaps the bodies running
  * now, instead of alternating with them, and claims and final writes come in fewer, larger
  * statements (each a commit on a database, and its WAL flush). With longer tasks
  * nothing is claimed ahead of free slots: an invocation waiting behind a long task is one an idle
@@ -276,7 +276,7 @@ export class Worker {
   /** Batches (of `capacity` each) to hold ahead of the slots: as many as run within SHORT_BODY_MS. */
   #batchesAhead(): number {
     if (!this.#claimingAhead()) return 0;
-    return Math.max(1, Math.min(MAX_BATCHES_AHEAD, Math.floor(SHORT_BODY_MS / this.#bodyMs!)));
+    return Math.max(1, Math.min(this.#backend.capabilities.claimAhead.batches, Math.floor(SHORT_BODY_MS / this.#bodyMs!)));
   }
 
   /**
@@ -310,7 +310,7 @@ export class Worker {
         .then(() => true)
         .finally(() => this.#claimsInFlight--);
     } else {
-      const want = Math.min(this.#wanted(), Math.max(this.#executor.capacity, CLAIM_LIMIT));
+      const want = Math.min(this.#wanted(), Math.max(this.#executor.capacity, this.#backend.capabilities.claimAhead.claimSize));
       if (want <= 0) return;
       step = this.#claim(want);
     }
@@ -645,17 +645,6 @@ const FINISHING_PER_SLOT = 4;
  * ahead waits no longer than about one such body for its slot.
  */
 const SHORT_BODY_MS = 5;
-/**
- * At most this many batches held ahead. A drain of no-ops on PostgreSQL (40,000, concurrency 50,
- * two claims and one write batch in flight) took 2.24 s with one batch ahead, 1.82 with four,
- * 1.41 with ten and 1.35 with twenty: most of a statement's time there is its commit's WAL flush,
- * whatever its size, so fewer and larger ones go further. Twenty drained 5% faster than ten on
- * PostgreSQL with one worker, but two SQLite workers sharing a queue drained at 31k/s against 36k
- * (medians of 6): a worker that holds more leaves less for the others.
- */
-const MAX_BATCHES_AHEAD = 10;
-/** The most one claim asks for, unless the slots alone ask for more. */
-const CLAIM_LIMIT = 250;
 /** Weight of the newest body in the moving average of body times. */
 const BODY_MS_WEIGHT = 0.1;
 function crashPoint(point: "claimed" | "running" | "result"): void {

@@ -385,18 +385,20 @@ export function workerCases(fixture: BackendFixture): void {
     const count = (list: string[], status: string) => list.filter((s) => s === status).length;
 
     it("claims batches ahead while tasks are short, and only free slots once a task was long", async () => {
-      const { app } = await openApp(fixture);
+      const { app, backend } = await openApp(fixture);
       const { add, sleepy } = defineTasks(app);
       try {
         await app.startWorker({ concurrency: 2, heartbeat: "inline" });
         for (let i = 0; i < 20; i++) assert.equal(await (await add.invoke(i, 1)).result(), i + 1);
-        const long = await sleepy.parallelize(Array.from({ length: 45 }, () => [100] as [number]));
         // Short bodies so far: besides the two it runs, it claims batches ahead (RUNNING, waiting for
-        // a slot), as many as run within SHORT_BODY_MS and at most ten of two: some stay queued.
+        // a slot), as many as run within SHORT_BODY_MS and at most the backend's claimAhead.batches
+        // of two: the 23 beyond those stay queued.
+        const most = 2 * (1 + backend.capabilities.claimAhead.batches);
+        const long = await sleepy.parallelize(Array.from({ length: most + 23 }, () => [100] as [number]));
         await eventually(async () => count(await statuses(long), "RUNNING") > 2, "invocations claimed ahead");
         await eventually(async () => count(await statuses(long), "SUCCESS") >= 2, "the first two to finish");
         const queued = count(await statuses(long), "REGISTERED");
-        assert.ok(queued >= 23, `at most twenty-two claimed, and ${45 - queued} were`);
+        assert.ok(queued >= 23, `at most ${most} claimed, and ${long.length - queued} were`);
         // The first bodies were long: those held take the slots, and nothing more is claimed while
         // any is held.
         await eventually(async () => count(await statuses(long), "SUCCESS") >= 4, "two more to finish");
