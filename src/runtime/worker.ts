@@ -61,15 +61,15 @@ interface Active {
  * durable before any body runs. While its tasks are short (bodies that return within
  * SHORT_BODY_MS on average), it also claims batches ahead, each as many as it has slots: as many
  * as run within about SHORT_BODY_MS (up to the backend's claimAhead.batches, in claims of up to its
- * claimAhead.claimSize), so an invocation claimed ahead waits about one short body for a slot. The next claim's round trip then overlaps the bodies running
- * now, instead of alternating with them, and claims and final writes come in fewer, larger
- * statements (each a commit on a database, and its WAL flush). With longer tasks
- * nothing is claimed ahead of free slots: an invocation waiting behind a long task is one an idle
- * worker could run. When the body returns, its slot is free at once (the next invocation claimed
- * ahead starts in it) and RUNNING -> SUCCESS / RETRY / FAILED goes to the write batcher (one
- * atomic batch per tick). Every write is a compare-and-set on the attempt it
- * claimed: once recovery took the invocation (this runner looked dead), the write is refused and
- * the work is dropped. A refused heartbeat means the same for all of it: the worker drops
+ * claimAhead.claimSize), so an invocation claimed ahead waits about one short body for a slot. The
+ * next claim's round trip then overlaps the bodies running now, instead of alternating with them,
+ * and claims and final writes come in fewer, larger statements (each a commit on a database, and
+ * its WAL flush). With longer tasks nothing is claimed ahead of free slots: an invocation waiting
+ * behind a long task is one an idle worker could run. When the body returns, its slot is free at
+ * once (the next invocation claimed ahead starts in it) and RUNNING -> SUCCESS / RETRY / FAILED
+ * goes to the write batcher (one atomic batch per tick). Every write is a compare-and-set on the
+ * attempt it claimed: once recovery took the invocation (this runner looked dead), the write is
+ * refused and the work is dropped. A refused heartbeat means the same for all of it: the worker drops
  * everything and carries on under a new runner id.
  *
  * Stop (SIGTERM/SIGINT via the CLI): no more claims; every active invocation goes KILLED ->

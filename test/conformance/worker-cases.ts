@@ -409,6 +409,28 @@ export function workerCases(fixture: BackendFixture): void {
       }
     });
 
+    it("asks for at most the backend's claimAhead.claimSize in one claim, and that many while no-ops run", async () => {
+      const { app, backend } = await openApp(fixture);
+      const asked: number[] = [];
+      const claim = backend.broker.claim.bind(backend.broker);
+      backend.broker.claim = (runnerId, max, now, options) => {
+        asked.push(max);
+        return claim(runnerId, max, now, options);
+      };
+      const noop = app.task("noop", async (_n: number) => undefined);
+      const { claimSize } = backend.capabilities.claimAhead;
+      const total = 6 * claimSize;
+      try {
+        await noop.parallelize(Array.from({ length: total }, (_, i) => [i] as [number]));
+        await app.startWorker({ concurrency: 50, heartbeat: "inline" });
+        await eventually(async () => (await backend.state.counts()).SUCCESS === total, `all ${total} no-ops run`, 60_000);
+        assert.ok(Math.max(...asked) <= Math.max(50, claimSize), `no claim above ${claimSize}: ${asked.join(" ")}`);
+        assert.ok(asked.includes(claimSize), `some claim asked for ${claimSize}: ${asked.join(" ")}`);
+      } finally {
+        await app.close();
+      }
+    });
+
     it("on graceful stop gives back what it claimed ahead as well (KILLED -> REROUTED)", async () => {
       const { app } = await openApp(fixture);
       const { add, sleepy } = defineTasks(app);
