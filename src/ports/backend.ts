@@ -140,3 +140,23 @@ export const defaultCapabilities: Capabilities = {
   registerBatchSize: 1000,
   claimAhead: { batches: 10, claimSize: 250 },
 };
+
+/**
+ * What is wrong with a backend's capabilities, one line each (none when they are sound): for a
+ * Backend that an app is given rather than builds, written against an older version of this
+ * interface or in plain JavaScript, so that it fails at once with the field's name rather than in
+ * a worker's first claim.
+ */
+export function capabilityProblems(capabilities: unknown): string[] {
+  const positive = (value: unknown) => Number.isInteger(value) && (value as number) >= 1;
+  if (typeof capabilities !== "object" || capabilities === null) return ["capabilities: missing (an object is expected)"];
+  const given = capabilities as Partial<Record<keyof Capabilities, unknown>>;
+  const claimAhead = given.claimAhead as { batches?: unknown; claimSize?: unknown } | undefined;
+  const problems: string[] = [];
+  if (typeof given.sharedAcrossProcesses !== "boolean") problems.push("capabilities.sharedAcrossProcesses: expected true or false");
+  if (!positive(given.registerBatchSize)) problems.push("capabilities.registerBatchSize: expected a whole number from 1");
+  if (typeof claimAhead !== "object" || claimAhead === null || !positive(claimAhead.batches) || !positive(claimAhead.claimSize)) {
+    problems.push("capabilities.claimAhead: expected { batches, claimSize }, each a whole number from 1");
+  }
+  return problems;
+}

@@ -9,9 +9,9 @@ import {
   type TaskConfig,
 } from "../core/config.js";
 import { systemClock, type Clock } from "../core/clock.js";
-import { InvocationNotFoundError, NencError } from "../core/errors.js";
+import { ConfigError, InvocationNotFoundError, NencError } from "../core/errors.js";
 import { isFinal } from "../core/status.js";
-import type { Backend } from "../ports/backend.js";
+import { capabilityProblems, type Backend } from "../ports/backend.js";
 import type { InvocationRecord, NewInvocation } from "../ports/records.js";
 import { createBackend } from "./backends.js";
 import { taskContext, type TaskContext } from "./context.js";
@@ -77,6 +77,8 @@ export class Nenc {
       if (typeof backend === "object" && "url" in backend) codeValues[kind === "redis" ? "redisUrl" : "postgresUrl"] = backend.url;
     }
     this.#givenBackend = backend !== undefined && isBackend(backend) ? backend : undefined;
+    const problems = this.#givenBackend ? capabilityProblems(this.#givenBackend.capabilities) : [];
+    if (problems.length) throw new ConfigError("backend", "code", `the backend given has ${problems.join("; ")}`);
     this.#inputs = {
       code: codeValues,
       env: env ?? process.env,

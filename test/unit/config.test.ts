@@ -61,6 +61,25 @@ describe("config", () => {
     );
   });
 
+  it("checks the capabilities of a backend it is given, naming what is missing", async () => {
+    const { createMemoryBackend } = await import("../../src/backends/memory/memory-backend.js");
+    const sound = createMemoryBackend();
+    await new Nenc({ backend: sound, configFile: null }).close();
+    // A backend written against an older interface: no claimAhead, and a batch size of zero.
+    const older = Object.assign(createMemoryBackend(), { capabilities: { sharedAcrossProcesses: false, registerBatchSize: 0 } });
+    assert.throws(
+      () => new Nenc({ backend: older as never, configFile: null }),
+      (error: unknown) => {
+        assert.ok(error instanceof ConfigError);
+        assert.equal(error.key, "backend");
+        assert.match(error.message, /capabilities\.registerBatchSize: expected a whole number from 1/);
+        assert.match(error.message, /capabilities\.claimAhead: expected \{ batches, claimSize \}/);
+        assert.doesNotMatch(error.message, /sharedAcrossProcesses/);
+        return true;
+      },
+    );
+  });
+
   it('reads nenc.config.json, else package.json "nenc"', () => {
     const dir = mkdtempSync(join(tmpdir(), "nenc-config-"));
     assert.equal(readConfigFile(dir), null);
