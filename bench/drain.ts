@@ -4,9 +4,9 @@
  * 1) sharing the queue, R times (default 3), reporting per round the rate (and apart, that of the
  * first 1,000, which run while the workers' code is still being compiled) and the CPU per job of
  * the worker processes (all threads) and of the server (every redis-server or postgres process),
- * from /proc, and on PostgreSQL the bytes of write-ahead log per job (how much the server writes). It shows where a system's time goes, which
- * bench:peers' rates alone do not. SYSTEM is one of bench:peers' systems
- * (nenc-redis, bullmq, nenc-postgres, graphile, graphile-batched, pgboss).
+ * from /proc, and on PostgreSQL the bytes of write-ahead log per job (how much the server writes).
+ * It shows where a system's time goes, which bench:peers' rates alone do not. SYSTEM is one of
+ * bench:peers' systems (nenc-redis, bullmq, nenc-postgres, graphile, graphile-batched, pgboss).
  *
  * --pin same|apart (needs taskset and the right to use it on the server's processes): pin the
  * server to CPU 0 and the workers to CPU 0 as well (same) or to CPU 1 (apart), to see how much of a
@@ -57,6 +57,7 @@ const taskset = (mask: string, pid: number) => execFileSync("taskset", ["-a", "-
 const allCpus = ((1 << cpus().length) - 1).toString(16);
 
 const label = workerCount > 1 ? `${name} (${workerCount} workers)` : name;
+const workersWord = workerCount > 1 ? "workers" : "worker";
 
 /**
  * Resolves once the workers' reported no-ops add up to `count`, less what each may not have
@@ -109,7 +110,7 @@ try {
         };
         results.push(result);
         console.log(
-          `${label} round ${round}: ${fmt(result.perS)}/s (first ${fmt(FIRST)} ${fmt(result.firstPerS)}/s, the rest ${fmt(result.restPerS)}/s); CPU per job: ${workerCount > 1 ? "workers" : "worker"} ${fmt(result.workerUs, 1)} µs, ${serverName} ${fmt(result.serverUs, 1)} µs` +
+          `${label} round ${round}: ${fmt(result.perS)}/s (first ${fmt(FIRST)} ${fmt(result.firstPerS)}/s, the rest ${fmt(result.restPerS)}/s); CPU per job: ${workersWord} ${fmt(result.workerUs, 1)} µs, ${serverName} ${fmt(result.serverUs, 1)} µs` +
             (walClient ? `; WAL ${fmt(result.walBytes)} bytes per job` : ""),
         );
       } finally {
@@ -126,6 +127,6 @@ try {
 console.log(
   `${label}, ${fmt(tasks)} no-ops, median of ${rounds}${pin ? `, pinned ${pin}` : ""}: ${fmt(median(results.map((r) => r.perS)))}/s ` +
     `(first ${fmt(FIRST)} ${fmt(median(results.map((r) => r.firstPerS)))}/s, the rest ${fmt(median(results.map((r) => r.restPerS)))}/s); ` +
-    `${workerCount > 1 ? "workers" : "worker"} ${fmt(median(results.map((r) => r.workerUs)), 1)} µs, ${serverName} ${fmt(median(results.map((r) => r.serverUs)), 1)} µs per job` +
+    `${workersWord} ${fmt(median(results.map((r) => r.workerUs)), 1)} µs, ${serverName} ${fmt(median(results.map((r) => r.serverUs)), 1)} µs per job` +
     (walClient ? `; WAL ${fmt(median(results.map((r) => r.walBytes)))} bytes per job` : ""),
 );

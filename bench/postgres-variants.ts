@@ -44,6 +44,8 @@ const KNOWN =
   /^(as-is|jsonb-history|no-history|no-in-flight|queue-index|queue-table|finished-table|delete-only|position|all-hot|fillfactor-\d+)$/;
 const url = withUser(process.env["NENC_POSTGRES_URL"] ?? "postgres://127.0.0.1:5432/test");
 const BATCH = 50;
+/** A queue position before every invocation (the lowest bigints): a claim from it walks the whole queue. */
+const HEAD: readonly string[] = ["-9223372036854775808", "-9223372036854775808"];
 /** nenc's session settings (postgres-connection.ts). */
 const SESSION = "-c plan_cache_mode=force_generic_plan -c enable_bitmapscan=off -c enable_seqscan=off";
 
@@ -183,7 +185,7 @@ async function measure(variant: string): Promise<Measured> {
     const cpuBefore = cpuSecondsNamed("postgres");
     // Two loops, as a worker has a claim and a batch of outcomes in flight at once.
     const loop = async () => {
-      let after = ["-9223372036854775808", "-9223372036854775808"];
+      let after: readonly string[] = HEAD;
       for (;;) {
         const claimed = await pool.query<{ id: string; attempt: number; queued_at: string; queued_seq: string }>({
           name: "claim",
@@ -192,8 +194,8 @@ async function measure(variant: string): Promise<Measured> {
         });
         if (claimed.rows.length === 0) {
           // From a position, the other loop may hold what lies behind it: once more from the head.
-          if (sql.position && after[0] !== "-9223372036854775808") {
-            after = ["-9223372036854775808", "-9223372036854775808"];
+          if (sql.position && after !== HEAD) {
+            after = HEAD;
             continue;
           }
           return;

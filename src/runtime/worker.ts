@@ -69,8 +69,8 @@ interface Active {
  * once (the next invocation claimed ahead starts in it) and RUNNING -> SUCCESS / RETRY / FAILED
  * goes to the write batcher (one atomic batch per tick). Every write is a compare-and-set on the
  * attempt it claimed: once recovery took the invocation (this runner looked dead), the write is
- * refused and the work is dropped. A refused heartbeat means the same for all of it: the worker drops
- * everything and carries on under a new runner id.
+ * refused and the work is dropped. A refused heartbeat means the same for all of it: the worker
+ * drops everything and carries on under a new runner id.
  *
  * Stop (SIGTERM/SIGINT via the CLI): no more claims; every active invocation goes KILLED ->
  * REROUTED in one batch, so another runner picks it up at once; then the runner is retired.
