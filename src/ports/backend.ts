@@ -30,7 +30,11 @@ export interface Orchestrator {
   registerRunner(info: RunnerInfo, now: number): Promise<void>;
   /** Record that the runner is alive. False once it was declared dead or stopped: it must stop. */
   heartbeat(runnerId: string, now: number): Promise<boolean>;
-  /** Mark runners stopped (graceful) or dead (by recovery); a heartbeat after that returns false. */
+  /**
+   * Mark runners stopped (graceful) or dead (by recovery); a heartbeat after that returns false. A
+   * runner is retired once: one retired already keeps how and when (a recovery pass that read the
+   * runners before one stopped may find it gone after it exited, and call it dead).
+   */
   retireRunners(runnerIds: readonly string[], how: "stopped" | "dead", now: number): Promise<void>;
   runners(): Promise<RunnerRecord[]>;
   /**

@@ -69,9 +69,9 @@ export class MemoryOrchestrator implements Orchestrator {
   async retireRunners(runnerIds: readonly string[], how: "stopped" | "dead", now: number): Promise<void> {
     for (const id of runnerIds) {
       const runner = this.#store.runners.get(id);
-      if (!runner) continue;
-      if (how === "dead") runner.deadAt ??= now;
-      else runner.stoppedAt ??= now;
+      if (!runner || runner.deadAt !== null || runner.stoppedAt !== null) continue;
+      if (how === "dead") runner.deadAt = now;
+      else runner.stoppedAt = now;
     }
   }
 

@@ -388,11 +388,9 @@ export class PostgresOrchestrator implements Orchestrator {
   async retireRunners(runnerIds: readonly string[], how: "stopped" | "dead", now: number): Promise<void> {
     if (runnerIds.length === 0) return;
     const column = how === "dead" ? "dead_at" : "stopped_at";
-    await this.#db.query(`UPDATE nenc.runners SET ${column} = COALESCE(${column}, $3) WHERE app_id = $1 AND id = ANY($2::text[])`, [
-      this.#db.appId,
-      runnerIds,
-      now,
-    ]);
+    const statement = `UPDATE nenc.runners SET ${column} = $3
+      WHERE app_id = $1 AND id = ANY($2::text[]) AND dead_at IS NULL AND stopped_at IS NULL`;
+    await this.#db.query(statement, [this.#db.appId, runnerIds, now]);
     for (const id of runnerIds) await this.#session.release(id);
   }
 

@@ -436,11 +436,13 @@ if tonumber(ARGV[4]) > tonumber(r[1]) then redis.call('HSET', k, 'heartbeatAt', 
 return 1
 `;
 
-/** retireRunners: ARGV[3] 'stoppedAt' or 'deadAt', ARGV[4] now, ARGV[5..] ids. Keeps an earlier time. */
+/** retireRunners: ARGV[3] 'stoppedAt' or 'deadAt', ARGV[4] now, ARGV[5..] ids. A runner retired already keeps how and when. */
 const RETIRE_RUNNERS = `
 for i = 5, #ARGV do
   local k = P .. 'runner:' .. ARGV[i]
-  if redis.call('EXISTS', k) == 1 then redis.call('HSETNX', k, ARGV[3], ARGV[4]) end
+  if redis.call('EXISTS', k) == 1 and redis.call('HEXISTS', k, 'stoppedAt') == 0 and redis.call('HEXISTS', k, 'deadAt') == 0 then
+    redis.call('HSET', k, ARGV[3], ARGV[4])
+  end
 end
 return 1
 `;

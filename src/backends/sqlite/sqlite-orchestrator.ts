@@ -51,8 +51,9 @@ export class SqliteOrchestrator implements Orchestrator {
     );
     this.#heartbeat = locking.writer((runnerId: string, now: number) => beat.run(now, runnerId).changes > 0);
 
-    const retireDead = db.prepare<[number, string]>("UPDATE runners SET dead_at = coalesce(dead_at, ?) WHERE id = ?");
-    const retireStopped = db.prepare<[number, string]>("UPDATE runners SET stopped_at = coalesce(stopped_at, ?) WHERE id = ?");
+    const notRetired = "dead_at IS NULL AND stopped_at IS NULL";
+    const retireDead = db.prepare<[number, string]>(`UPDATE runners SET dead_at = ? WHERE id = ? AND ${notRetired}`);
+    const retireStopped = db.prepare<[number, string]>(`UPDATE runners SET stopped_at = ? WHERE id = ? AND ${notRetired}`);
     this.#retire = locking.writer((ids: readonly string[], how: "stopped" | "dead", now: number) => {
       const statement = how === "dead" ? retireDead : retireStopped;
       for (const id of ids) statement.run(now, id);
