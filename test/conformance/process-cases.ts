@@ -249,7 +249,10 @@ export function processCases(fixture: BackendFixture): void {
         assert.deepEqual(runnersOf(history, "KILLED"), [stopping.runnerId]);
         assert.deepEqual(runnersOf(history, "SUCCESS"), [other.runnerId]);
         const runner = (await t.backend.orchestrator.runners()).find((r) => r.id === stopping.runnerId);
-        assert.ok(runner?.stoppedAt != null && runner.deadAt === null, `retired as stopped, not dead: ${JSON.stringify(runner)}`);
+        assert.ok(
+          runner !== undefined && runner.stoppedAt !== null && runner.deadAt === null,
+          `retired as stopped, not dead: ${JSON.stringify(runner)}`,
+        );
         assert.equal((await other.stop()).code, 0);
       }),
     );

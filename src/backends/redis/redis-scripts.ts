@@ -436,13 +436,15 @@ if tonumber(ARGV[4]) > tonumber(r[1]) then redis.call('HSET', k, 'heartbeatAt', 
 return 1
 `;
 
-/** retireRunners: ARGV[3] 'stoppedAt' or 'deadAt', ARGV[4] now, ARGV[5..] ids. A runner retired already keeps how and when. */
+/**
+ * retireRunners: ARGV[3] 'stoppedAt' or 'deadAt', ARGV[4] now, ARGV[5..] ids. Unknown runners are
+ * left unknown, and one retired already keeps how and when.
+ */
 const RETIRE_RUNNERS = `
 for i = 5, #ARGV do
   local k = P .. 'runner:' .. ARGV[i]
-  if redis.call('EXISTS', k) == 1 and redis.call('HEXISTS', k, 'stoppedAt') == 0 and redis.call('HEXISTS', k, 'deadAt') == 0 then
-    redis.call('HSET', k, ARGV[3], ARGV[4])
-  end
+  local r = redis.call('HMGET', k, 'heartbeatAt', 'stoppedAt', 'deadAt')
+  if r[1] and not r[2] and not r[3] then redis.call('HSET', k, ARGV[3], ARGV[4]) end
 end
 return 1
 `;
