@@ -30,6 +30,7 @@
  * no-history, fillfactor-75, queue-table.
  */
 import pg from "pg";
+import { HEAD } from "../src/backends/postgres/postgres-broker.js";
 import { withUser } from "./peers/postgres-url.js";
 import { cpuSecondsNamed, fmt, median, option } from "./support.js";
 
@@ -44,8 +45,6 @@ const KNOWN =
   /^(as-is|jsonb-history|no-history|no-in-flight|queue-index|queue-table|finished-table|delete-only|position|all-hot|fillfactor-\d+)$/;
 const url = withUser(process.env["NENC_POSTGRES_URL"] ?? "postgres://127.0.0.1:5432/test");
 const BATCH = 50;
-/** A queue position before every invocation (the lowest bigints): a claim from it walks the whole queue. */
-const HEAD: readonly string[] = ["-9223372036854775808", "-9223372036854775808"];
 /** nenc's session settings (postgres-connection.ts). */
 const SESSION = "-c plan_cache_mode=force_generic_plan -c enable_bitmapscan=off -c enable_seqscan=off";
 

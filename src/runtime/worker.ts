@@ -4,7 +4,7 @@ import type { Clock } from "../core/clock.js";
 import { errorRecord, serialize } from "../core/serializer.js";
 import { isRetriable, retryDelayMs } from "../core/retry.js";
 import { asError, UnknownTaskError } from "../core/errors.js";
-import { afterTransition, planTransition, type Ownership, type TransitionRequest } from "../core/transition.js";
+import { afterTransition, planTransition, type Ownership, type TransitionOptions, type TransitionRequest } from "../core/transition.js";
 import { OWNED_STATUSES, STARTED_STATUS, type Status } from "../core/status.js";
 import type { Backend } from "../ports/backend.js";
 import type { ClaimedInvocation, LogLevel } from "../ports/records.js";
@@ -34,12 +34,8 @@ export interface WorkerOptions {
 }
 
 /** Where a step takes an invocation, and what it records besides its status. */
-interface Step {
+interface Step extends Pick<TransitionOptions, "readyAt" | "result" | "error" | "retries"> {
   readonly to: Status;
-  readonly result?: string;
-  readonly error?: string;
-  readonly retries?: number;
-  readonly readyAt?: number;
 }
 
 interface Active {
@@ -489,8 +485,7 @@ export class Worker {
    */
   #advance(active: Active, step: Step, then: (error?: Error) => void): void {
     if (active.abort.aborted) return then();
-    const { to } = step;
-    const request = planTransition(active.state, to, {
+    const request = planTransition(active.state, step.to, {
       by: this.#runnerId,
       at: this.#app.clock.now(),
       readyAt: step.readyAt,
@@ -503,7 +498,7 @@ export class Worker {
       if (error === undefined && !applied && !active.abort.aborted) {
         active.abort.abort();
         this.#app.logger.warn(
-          `nenc: ${active.claimed.taskId} ${active.claimed.id} attempt ${request.attempt} was taken from this runner; its ${to} was not recorded`,
+          `nenc: ${active.claimed.taskId} ${active.claimed.id} attempt ${request.attempt} was taken from this runner; its ${step.to} was not recorded`,
         );
       }
       then(error);

@@ -67,7 +67,7 @@ interface ClaimedRow {
 type QueuePosition = readonly [readyAt: string, seq: string];
 
 /** Before every invocation: a claim from here walks the whole queue. */
-const HEAD: QueuePosition = ["-9223372036854775808", "-9223372036854775808"];
+export const HEAD: QueuePosition = ["-9223372036854775808", "-9223372036854775808"];
 
 /** A runner's claims from this process: where the last one ended, and when one last walked the whole queue. */
 interface Walk {
