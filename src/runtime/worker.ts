@@ -277,9 +277,9 @@ export class Worker {
 
   /**
    * How many to claim now: the free slots (plus batches ahead while bodies are short), less what
-   * claims in flight already ask for, while the invocations whose last write is still in flight
-   * stay within a bound (they cost only memory, but a backend that takes claims and not writes
-   * must not make them pile up).
+   * claims in flight already ask for, while all it holds and asks for stays within mostHeld (the
+   * invocations whose last write is still in flight cost only memory, but a backend that takes
+   * claims and not writes must not make them pile up).
    */
   #wanted(): number {
     const capacity = this.#executor.capacity;
@@ -287,7 +287,7 @@ export class Worker {
     let want = capacity * (1 + batchesAhead) - this.#runningCount - this.#waiting.length - this.#claiming;
     // Every slot is busy or spoken for: top up in halves of a batch, not one by one.
     if (this.#runningCount + this.#claiming >= capacity && want < capacity / 2) want = 0;
-    return Math.min(want, (batchesAhead + FINISHING_PER_SLOT) * capacity - this.#active.size);
+    return Math.min(want, mostHeld(capacity, batchesAhead) - this.#active.size - this.#claiming);
   }
 
   /**
@@ -632,8 +632,21 @@ class LazyAbort {
  * each step for real.
  */
 const CRASH_AT = process.env["NENC_CRASH_AT"];
-/** Invocations whose outcome is still being written may number this many per slot (beyond those held ahead). */
+/** Invocations whose outcome is still being written may number this many per slot, beyond those mostHeld allows for claiming ahead. */
 const FINISHING_PER_SLOT = 4;
+
+/**
+ * The most invocations a worker holds at once (running, claimed ahead, or with their last write in
+ * flight), given its slots and the batches it claims ahead: the claims ahead, as many again
+ * finishing, and FINISHING_PER_SLOT per slot. A worker claiming ahead finishes about a claim-ahead's
+ * worth while it claims the next: with room for the claims ahead alone (the bound until 0b3e4d3),
+ * a batch of final writes in flight on PostgreSQL cut its claims from 500 to pieces of 50-200, each
+ * a statement and a commit of its own (BENCHMARKS.md).
+ */
+export function mostHeld(slots: number, batchesAhead: number): number {
+  return (2 * batchesAhead + FINISHING_PER_SLOT) * slots;
+}
+
 /**
  * Bodies shorter than this on average make a worker claim batches ahead: then a claim's round
  * trip (about a millisecond on a network server) is what limits it, and an invocation claimed

@@ -6,6 +6,7 @@ import type { InvocationRecord } from "../../src/ports/records.js";
 import { STARTED_STATUS } from "../../src/core/status.js";
 import { planRecovery, planTransition } from "../../src/core/transition.js";
 import type { Nenc } from "../../src/runtime/app.js";
+import { mostHeld } from "../../src/runtime/worker.js";
 import { WriteBatcher } from "../../src/runtime/write-batcher.js";
 import { eventually, newInvocation, openApp, remoteRunner, sleep, type BackendFixture, type TestApp } from "./harness.js";
 
@@ -427,6 +428,44 @@ export function workerCases(fixture: BackendFixture): void {
         assert.ok(Math.max(...asked) <= Math.max(50, claimSize), `no claim above ${claimSize}: ${asked.join(" ")}`);
         assert.ok(asked.includes(claimSize), `some claim asked for ${claimSize}: ${asked.join(" ")}`);
       } finally {
+        await app.close();
+      }
+    });
+
+    it("holds at most mostHeld() while its final writes do not come back, and finishes them all once they do", async () => {
+      const { app, backend } = await openApp(fixture);
+      // The backend takes claims but keeps every write waiting until `release`: the worker runs
+      // what it claimed and must then stop claiming, not pile up invocations it cannot finish.
+      let release!: () => void;
+      const released = new Promise<void>((resolve) => (release = resolve));
+      const transition = backend.orchestrator.transition.bind(backend.orchestrator);
+      backend.orchestrator.transition = async (requests) => {
+        await released;
+        return transition(requests);
+      };
+      const noop = app.task("noop", async (_n: number) => undefined);
+      const concurrency = 10;
+      const bound = mostHeld(concurrency, backend.capabilities.claimAhead.batches);
+      const total = bound + 300;
+      try {
+        await noop.parallelize(Array.from({ length: total }, (_, i) => [i] as [number]));
+        const worker = await app.startWorker({ concurrency, heartbeat: "inline" });
+        // Claiming ahead (no-ops are short) and then no further: the count it holds stays put.
+        await eventually(async () => worker.activeCount > concurrency && worker.activeCount, "claims ahead");
+        let held = -1;
+        await eventually(async () => {
+          const now = worker.activeCount;
+          const still = now === held;
+          held = now;
+          await sleep(200);
+          return still && worker.activeCount === now;
+        }, "claiming to stop");
+        assert.ok(held <= bound, `it holds ${held}, more than ${bound}`);
+        assert.equal((await backend.state.counts()).REGISTERED, total - held, "what it does not hold is still queued");
+        release();
+        await eventually(async () => (await backend.state.counts()).SUCCESS === total, `all ${total} no-ops run`, 60_000);
+      } finally {
+        release();
         await app.close();
       }
     });
