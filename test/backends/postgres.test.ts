@@ -14,7 +14,7 @@ import { PostgresSession } from "../../src/backends/postgres/postgres-session.js
 import { APPEND_LOGS } from "../../src/backends/postgres/postgres-state.js";
 import { PostgresConnection } from "../../src/backends/postgres/postgres-connection.js";
 import { MIGRATIONS } from "../../src/backends/postgres/postgres-migrations.js";
-import { historyEntryElement, historyHead, historyTail } from "../../src/backends/postgres/postgres-history.js";
+import { historyHead, historyTail } from "../../src/backends/postgres/postgres-history.js";
 import { CLAIMABLE_STATUSES, CLAIMED_STATUS, STARTED_STATUS } from "../../src/core/status.js";
 import { planTransition } from "../../src/core/transition.js";
 import type { NewInvocation } from "../../src/ports/records.js";
@@ -98,20 +98,37 @@ describe("postgres: array parameters", () => {
   });
 
   it("carry history entries as the JSON they stand for, whatever the runner id holds", async () => {
-    const db = await PostgresConnection.open({ url, appId: "arrays" });
-    await db.ready();
-    try {
-      const runners = ["vm-1-abc", 'a "quoted" one', "back\\slash", "ünïcødé ✓", null];
-      const elements = runners.map((runner, i) => historyEntryElement("SUCCESS", 1764352800123 + i, i, runner));
-      const [row] = await db.query<{ entries: string[] }>("SELECT $1::text[] AS entries", [`{${elements.join(",")}}`]);
-      assert.deepEqual(
-        row?.entries.map((entry) => JSON.parse(entry.slice(1)) as unknown),
-        runners.map((runner, i) => ["SUCCESS", 1764352800123 + i, i, runner]),
+    await withApp("entries", async (backend) => {
+      const now = Date.now();
+      const runners = ["vm-1-abc", 'a "quoted" one', "back\\slash", "ünïcødé ✓", "{braces},and,commas", null];
+      const invocations = runners.map((_, i) => newInvocation("t", [i], now));
+      await backend.orchestrator.register(invocations);
+      // One batch with a runner per request (the runner sent as an array), then a batch of one per
+      // runner (the runner sent once).
+      const pending = invocations.map((inv, i) =>
+        planTransition({ id: inv.id, status: "REGISTERED", attempt: 0, owner: null }, CLAIMED_STATUS, { by: runners[i]!, at: now + 1 }),
       );
-      assert.ok(row?.entries.every((entry) => entry.startsWith(",[")));
-    } finally {
-      await db.close();
-    }
+      assert.deepEqual(
+        await backend.orchestrator.transition(pending),
+        runners.map(() => true),
+      );
+      for (const [i, request] of pending.entries()) {
+        const state = { id: request.id, status: request.to, attempt: request.attempt, owner: request.owner };
+        const started = planTransition(state, STARTED_STATUS, { by: runners[i]!, at: now + 2 + i });
+        assert.deepEqual(await backend.orchestrator.transition([started]), [true]);
+      }
+      for (const [i, inv] of invocations.entries()) {
+        assert.deepEqual(
+          (await backend.state.history(inv.id)).map((h) => [h.status, h.at, h.attempt, h.runnerId]),
+          [
+            ["REGISTERED", now, 0, null],
+            [CLAIMED_STATUS, now + 1, 1, runners[i]],
+            [STARTED_STATUS, now + 2 + i, 1, runners[i]],
+          ],
+          `the history of the invocation runner ${JSON.stringify(runners[i])} moved`,
+        );
+      }
+    });
   });
 });
 
@@ -399,7 +416,7 @@ describe("postgres: query plans, whatever the statistics say", () => {
           "attempt",
           "ready_at",
           "at",
-          "entry",
+          "runner",
           "result",
           "error",
           "retries",
@@ -411,8 +428,8 @@ describe("postgres: query plans, whatever the statistics say", () => {
       reads: byId,
     },
     {
-      what: "a batch of final writes (times, entries and row hints varying) finds its invocations by id",
-      text: transitionStatement(transitionShape(["at", "entry", "hint"])).text,
+      what: "a batch of final writes (times and row hints varying) finds its invocations by id",
+      text: transitionStatement(transitionShape([])).text,
       reads: byId,
     },
     { what: "a batch of log lines finds its invocations by id", text: APPEND_LOGS.text, reads: byId },

@@ -28,7 +28,7 @@ function quoted(text: string): string {
 }
 
 /** The text as it goes between an element's quotes. */
-export function escapedText(text: string): string {
+function escapedText(text: string): string {
   return text.replace(/["\\]/g, "\\$&");
 }
 

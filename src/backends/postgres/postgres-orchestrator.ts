@@ -4,7 +4,7 @@ import type { Orchestrator } from "../../ports/backend.js";
 import type { NewInvocation, RunnerInfo, RunnerRecord } from "../../ports/records.js";
 import type { PostgresConnection, Query, Statement } from "./postgres-connection.js";
 import { arrayLiteral } from "./postgres-arrays.js";
-import { firstEntryHead, historyEntryElement } from "./postgres-history.js";
+import { entryRunner, firstEntryHead } from "./postgres-history.js";
 import type { RowHints } from "./postgres-row-hints.js";
 import type { PostgresSession } from "./postgres-session.js";
 
@@ -60,10 +60,11 @@ type Value = string | number | boolean | null | undefined;
  * per request or, when every request of the batch has the same value (a worker's final writes
  * share their expected status, owner, target, result...), as that value once: the batch's shape
  * says which (see transitionStatement). The ids always go as arrays (one request per invocation
- * in a statement), and so do the times, history entries and row hints, which nearly always differ
- * within a batch: that keeps a worker's final writes to one shape, so that each connection plans
- * one statement for them (a plan takes 1.5-3 ms of the server, and a worker starts with a few
- * connections at once).
+ * in a statement), and so do the times and row hints, which nearly always differ within a batch:
+ * that keeps a worker's final writes to one shape, so that each connection plans one statement for
+ * them (a plan takes 1.5-3 ms of the server, and a worker starts with a few connections at once).
+ * The history entry is not a column: the server joins it from the status, time, attempt and
+ * runner (see transitionStatement), so a batch by one runner sends its runner once.
  */
 interface TransitionColumn {
   readonly name: string;
@@ -72,8 +73,6 @@ interface TransitionColumn {
   readonly value: (r: TransitionRequest, hint: string | null) => Value;
   /** Always sent as an array. */
   readonly varies?: true;
-  /** Its values are array elements already (quoted and escaped). */
-  readonly elements?: true;
 }
 
 const TRANSITION_COLUMNS: readonly TransitionColumn[] = [
@@ -87,7 +86,7 @@ const TRANSITION_COLUMNS: readonly TransitionColumn[] = [
   { name: "attempt", type: "integer", value: (r) => r.attempt },
   { name: "ready_at", type: "bigint", value: (r) => r.readyAt },
   { name: "at", type: "bigint", value: (r) => r.at, varies: true },
-  { name: "entry", type: "text", value: (r) => historyEntryElement(r.to, r.at, r.attempt, r.by), varies: true, elements: true },
+  { name: "runner", type: "text", value: (r) => entryRunner(r.by) },
   { name: "result", type: "text", value: (r) => r.result ?? null },
   { name: "error", type: "text", value: (r) => r.error ?? null },
   { name: "retries", type: "integer", value: (r) => r.retries ?? null },
@@ -131,6 +130,10 @@ const transitionStatements = new Map<TransitionShape, { readonly name: string; r
  * row that another session changed after this statement's snapshot is not at that ctid any more:
  * it is `moved`, and transition() runs those requests again, in a statement that sees the change
  * (the change may also have made them stale: they are judged again).
+ * Each applied request appends its history entry, which the server joins from the target status
+ * (a name from the status table: plain letters, JSON without escaping), the time, the attempt and
+ * the runner's JSON text: a worker's batch sends its runner once instead of a whole entry per
+ * request, which was the larger part of what a batch of final writes sent.
  * Only new work (a queued status) and an outcome (a final one) wake the app's listeners (after the
  * commit, see PostgresConnection.wake): no runner or waiter acts on the steps between, and every
  * NOTIFY costs each listening process a round of work.
@@ -160,7 +163,7 @@ export function transitionStatement(shape: TransitionShape): { readonly name: st
       FROM unnest(${varying.map((c, i) => `$${2 + i}::${c.type}[]`).join(", ")})
         WITH ORDINALITY AS r(${varying.map((c) => c.name).join(", ")}, ord)
     ), found AS MATERIALIZED (
-      SELECT r.ord, r.to_status, r.owner, r.attempt, r.at, r.final, r.queued, r.ready_at, r.result, r.error, r.retries, r.entry, f.row
+      SELECT r.ord, r.to_status, r.owner, r.attempt, r.at, r.final, r.queued, r.ready_at, r.result, r.error, r.retries, r.runner, f.row
       FROM request r CROSS JOIN LATERAL (
         SELECT c.row FROM (
           SELECT i.ctid AS row FROM nenc.invocations i WHERE i.ctid = r.hint AND ${expected}
@@ -175,7 +178,7 @@ export function transitionStatement(shape: TransitionShape): { readonly name: st
         ready_at = CASE WHEN r.queued THEN r.ready_at ELSE i.ready_at END,
         seq = CASE WHEN r.queued THEN nextval('nenc.seq') ELSE i.seq END,
         result = COALESCE(r.result, i.result), error = COALESCE(r.error, i.error), retries = COALESCE(r.retries, i.retries),
-        history = i.history || r.entry
+        history = i.history || ',["' || r.to_status || '",' || r.at || ',' || r.attempt || ',' || r.runner || ']'
       FROM found r
       WHERE i.ctid = r.row
       RETURNING r.ord, r.queued OR r.final AS wake
@@ -450,7 +453,7 @@ function uniformValue(
 function columnArray(column: TransitionColumn, rows: readonly TransitionRequest[], hints: readonly (string | null)[]): string {
   const values = new Array<Value>(rows.length);
   for (let k = 0; k < rows.length; k++) values[k] = column.value(rows[k]!, hints[k]!);
-  return column.elements ? `{${values.join(",")}}` : arrayLiteral(values);
+  return arrayLiteral(values);
 }
 
 /**
