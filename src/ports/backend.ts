@@ -33,9 +33,10 @@ export interface Orchestrator {
   /**
    * Mark runners stopped (graceful) or dead (by recovery); a heartbeat after that returns false. A
    * runner is retired once: one retired already keeps how and when (a recovery pass that read the
-   * runners before one stopped may find it gone after it exited, and call it dead).
+   * runners before one stopped may find it gone after it exited, and call it dead). Answers the
+   * ids it retired now, in the order given: not those retired already, nor unknown ones.
    */
-  retireRunners(runnerIds: readonly string[], how: "stopped" | "dead", now: number): Promise<void>;
+  retireRunners(runnerIds: readonly string[], how: "stopped" | "dead", now: number): Promise<string[]>;
   runners(): Promise<RunnerRecord[]>;
   /**
    * Take or renew a named lease: true if `holder` has it until now + ttlMs. It is free when

@@ -111,17 +111,20 @@ export class Recovery {
     const deadAfter = this.#config.runnerDeadAfterMs;
     const isDead = (r: RunnerRecord) => runnerIsDead(r, now, deadAfter, connected);
     const newlyDead = runners.filter((r) => r.deadAt === null && r.stoppedAt === null && isDead(r));
-    if (newlyDead.length)
-      await orchestrator.retireRunners(
-        newlyDead.map((r) => r.id),
-        "dead",
-        now,
-      );
+    // Those it declares dead: a runner that stopped after the read above is left stopped (its own
+    // stop gave back its work), and is not reported.
+    const declared = newlyDead.length
+      ? await orchestrator.retireRunners(
+          newlyDead.map((r) => r.id),
+          "dead",
+          now,
+        )
+      : [];
     const live = new Set(runners.filter((r) => !isDead(r)).map((r) => r.id));
     // Scanning invocations is the costly part: do it when a runner was just found dead, and
     // otherwise every SWEEP_EVERY passes for what an earlier, interrupted pass left behind.
     const sweepDue = now - this.#lastSweep >= this.#config.recoveryIntervalMs * SWEEP_EVERY;
-    if (newlyDead.length === 0 && !sweepDue) return { deadRunners: [], recovered: [] };
+    if (declared.length === 0 && !sweepDue) return { deadRunners: [], recovered: [] };
     this.#lastSweep = now;
 
     const owned = await state.list({ statuses: OWNED_STATUSES });
@@ -130,7 +133,7 @@ export class Recovery {
     const requests = [...orphaned, ...leftBehind].flatMap((inv) => this.#plan(inv, now));
     const applied = requests.length ? await orchestrator.transition(requests) : [];
     const recovered = new Set(requests.filter((r, i) => applied[i] && r.to === "REROUTED").map((r) => r.id));
-    return { deadRunners: newlyDead.map((r) => r.id), recovered: [...recovered] };
+    return { deadRunners: declared, recovered: [...recovered] };
   }
 
   #plan(inv: InvocationRecord, now: number): TransitionRequest[] {

@@ -73,6 +73,28 @@ export function recoveryCases(fixture: BackendFixture): void {
       }
     });
 
+    it("does not report as dead a runner that stopped after the pass read the runners", async () => {
+      const { app, backend: b, clock, recoverer } = await setup();
+      try {
+        await b.orchestrator.registerRunner(remoteRunner("stops"), clock.now());
+        clock.advance(app.config.runnerDeadAfterMs + 1);
+        // The pass reads the runners (silent long enough to look dead), and the runner stops
+        // before the pass retires it: the stop stands, and the report names nobody.
+        const runners = b.orchestrator.runners.bind(b.orchestrator);
+        b.orchestrator.runners = async () => {
+          const read = await runners();
+          await b.orchestrator.retireRunners(["stops"], "stopped", clock.now());
+          return read;
+        };
+        const report = await recoverer("recoverer").pass();
+        assert.deepEqual(report?.deadRunners, []);
+        const stops = (await runners()).find((r) => r.id === "stops");
+        assert.deepEqual([stops?.stoppedAt, stops?.deadAt], [clock.now(), null]);
+      } finally {
+        await app.close();
+      }
+    });
+
     it("recovers every owned status: PENDING, RUNNING, PAUSED and RESUMED", async () => {
       const { app, backend: b, clock, recoverer } = await setup();
       try {

@@ -388,13 +388,13 @@ export function stateCases(fixture: BackendFixture): void {
       withBackend(async (b) => {
         const at = Date.now();
         for (const id of ["stops", "dies"]) await b.orchestrator.registerRunner(remoteRunner(id), at);
-        await b.orchestrator.retireRunners(["stops"], "stopped", at + 100);
-        await b.orchestrator.retireRunners(["dies"], "dead", at + 100);
+        assert.deepEqual(await b.orchestrator.retireRunners(["stops", "unknown"], "stopped", at + 100), ["stops"]);
+        assert.deepEqual(await b.orchestrator.retireRunners(["dies"], "dead", at + 100), ["dies"]);
         // A recovery pass that read the runners before "stops" stopped, and found its connection
         // gone after it exited; a runner declared dead that stops before it noticed.
-        await b.orchestrator.retireRunners(["stops"], "dead", at + 200);
-        await b.orchestrator.retireRunners(["dies"], "stopped", at + 200);
-        await b.orchestrator.retireRunners(["stops"], "stopped", at + 300);
+        assert.deepEqual(await b.orchestrator.retireRunners(["stops"], "dead", at + 200), []);
+        assert.deepEqual(await b.orchestrator.retireRunners(["dies"], "stopped", at + 200), []);
+        assert.deepEqual(await b.orchestrator.retireRunners(["stops"], "stopped", at + 300), []);
         const runners = new Map((await b.orchestrator.runners()).map((r) => [r.id, r]));
         assert.deepEqual(
           ["stops", "dies"].map((id) => [runners.get(id)?.stoppedAt, runners.get(id)?.deadAt]),

@@ -66,13 +66,16 @@ export class MemoryOrchestrator implements Orchestrator {
     return true;
   }
 
-  async retireRunners(runnerIds: readonly string[], how: "stopped" | "dead", now: number): Promise<void> {
+  async retireRunners(runnerIds: readonly string[], how: "stopped" | "dead", now: number): Promise<string[]> {
+    const retired: string[] = [];
     for (const id of runnerIds) {
       const runner = this.#store.runners.get(id);
       if (!runner || runner.deadAt !== null || runner.stoppedAt !== null) continue;
       if (how === "dead") runner.deadAt = now;
       else runner.stoppedAt = now;
+      retired.push(id);
     }
+    return retired;
   }
 
   async runners(): Promise<RunnerRecord[]> {

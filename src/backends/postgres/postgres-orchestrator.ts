@@ -388,13 +388,15 @@ export class PostgresOrchestrator implements Orchestrator {
     return rows.length > 0;
   }
 
-  async retireRunners(runnerIds: readonly string[], how: "stopped" | "dead", now: number): Promise<void> {
-    if (runnerIds.length === 0) return;
+  async retireRunners(runnerIds: readonly string[], how: "stopped" | "dead", now: number): Promise<string[]> {
+    if (runnerIds.length === 0) return [];
     const column = how === "dead" ? "dead_at" : "stopped_at";
     const statement = `UPDATE nenc.runners SET ${column} = $3
-      WHERE app_id = $1 AND id = ANY($2::text[]) AND dead_at IS NULL AND stopped_at IS NULL`;
-    await this.#db.query(statement, [this.#db.appId, runnerIds, now]);
+      WHERE app_id = $1 AND id = ANY($2::text[]) AND dead_at IS NULL AND stopped_at IS NULL RETURNING id`;
+    const rows = await this.#db.query<{ id: string }>(statement, [this.#db.appId, runnerIds, now]);
     for (const id of runnerIds) await this.#session.release(id);
+    const retired = new Set(rows.map((row) => row.id));
+    return runnerIds.filter((id) => retired.has(id));
   }
 
   async runners(): Promise<RunnerRecord[]> {

@@ -107,10 +107,12 @@ export class RedisOrchestrator implements Orchestrator {
     return alive;
   }
 
-  async retireRunners(runnerIds: readonly string[], how: "stopped" | "dead", now: number): Promise<void> {
-    if (runnerIds.length === 0) return;
-    await this.#client.run("nencRetireRunners", "", [how === "dead" ? "deadAt" : "stoppedAt", String(now), ...runnerIds]);
+  async retireRunners(runnerIds: readonly string[], how: "stopped" | "dead", now: number): Promise<string[]> {
+    if (runnerIds.length === 0) return [];
+    const field = how === "dead" ? "deadAt" : "stoppedAt";
+    const retired = (await this.#client.run("nencRetireRunners", "", [field, String(now), ...runnerIds])) as string[];
     await this.#client.stopSpeakingFor(runnerIds);
+    return retired;
   }
 
   async runners(): Promise<RunnerRecord[]> {

@@ -437,16 +437,20 @@ return 1
 `;
 
 /**
- * retireRunners: ARGV[3] 'stoppedAt' or 'deadAt', ARGV[4] now, ARGV[5..] ids. Unknown runners are
- * left unknown, and one retired already keeps how and when.
+ * retireRunners: ARGV[3] 'stoppedAt' or 'deadAt', ARGV[4] now, ARGV[5..] ids; answers the ids it
+ * retired. Unknown runners are left unknown, and one retired already keeps how and when.
  */
 const RETIRE_RUNNERS = `
+local retired = {}
 for i = 5, #ARGV do
   local k = P .. 'runner:' .. ARGV[i]
   local r = redis.call('HMGET', k, 'heartbeatAt', 'stoppedAt', 'deadAt')
-  if r[1] and not r[2] and not r[3] then redis.call('HSET', k, ARGV[3], ARGV[4]) end
+  if r[1] and not r[2] and not r[3] then
+    redis.call('HSET', k, ARGV[3], ARGV[4])
+    retired[#retired + 1] = ARGV[i]
+  end
 end
-return 1
+return retired
 `;
 
 /** acquireLease: ARGV[3] name, ARGV[4] holder, ARGV[5] now, ARGV[6] ttl, ARGV[7] replacing (nullable). */

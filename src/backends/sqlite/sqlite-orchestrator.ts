@@ -26,7 +26,7 @@ export class SqliteOrchestrator implements Orchestrator {
   readonly #transition: (requests: readonly TransitionRequest[]) => Eventually<boolean[]>;
   readonly #registerRunner: (info: RunnerInfo, now: number) => Eventually<void>;
   readonly #heartbeat: (runnerId: string, now: number) => Eventually<boolean>;
-  readonly #retire: (runnerIds: readonly string[], how: "stopped" | "dead", now: number) => Eventually<void>;
+  readonly #retire: (runnerIds: readonly string[], how: "stopped" | "dead", now: number) => Eventually<string[]>;
   readonly #acquireLease: (name: string, holder: string, now: number, ttlMs: number, replacing: string | null) => Eventually<boolean>;
   readonly #releaseLease: (name: string, holder: string) => Eventually<void>;
   readonly #runners;
@@ -56,7 +56,7 @@ export class SqliteOrchestrator implements Orchestrator {
     const retireStopped = db.prepare<[number, string]>(`UPDATE runners SET stopped_at = ? WHERE id = ? AND ${notRetired}`);
     this.#retire = locking.writer((ids: readonly string[], how: "stopped" | "dead", now: number) => {
       const statement = how === "dead" ? retireDead : retireStopped;
-      for (const id of ids) statement.run(now, id);
+      return ids.filter((id) => statement.run(now, id).changes > 0);
     });
 
     // Free when missing, expired, already the holder's, or held by `replacing`.
@@ -102,10 +102,11 @@ export class SqliteOrchestrator implements Orchestrator {
     return alive;
   }
 
-  async retireRunners(runnerIds: readonly string[], how: "stopped" | "dead", now: number): Promise<void> {
-    if (runnerIds.length === 0) return;
-    await this.#retire(runnerIds, how, now);
+  async retireRunners(runnerIds: readonly string[], how: "stopped" | "dead", now: number): Promise<string[]> {
+    if (runnerIds.length === 0) return [];
+    const retired = await this.#retire(runnerIds, how, now);
     this.#afterCommit(false);
+    return retired;
   }
 
   async runners(): Promise<RunnerRecord[]> {
