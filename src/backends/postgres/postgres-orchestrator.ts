@@ -395,8 +395,9 @@ export class PostgresOrchestrator implements Orchestrator {
       WHERE app_id = $1 AND id = ANY($2::text[]) AND dead_at IS NULL AND stopped_at IS NULL RETURNING id`;
     const rows = await this.#db.query<{ id: string }>(statement, [this.#db.appId, runnerIds, now]);
     for (const id of runnerIds) await this.#session.release(id);
+    // In the order given, each once.
     const retired = new Set(rows.map((row) => row.id));
-    return runnerIds.filter((id) => retired.has(id));
+    return runnerIds.filter((id) => retired.delete(id));
   }
 
   async runners(): Promise<RunnerRecord[]> {
