@@ -138,7 +138,8 @@ export interface Backend {
  * batch in flight) took 2.24 s with one batch ahead, 1.82 with four, 1.41 with ten and 1.35 with
  * twenty; but two SQLite workers sharing a queue drained at 31k/s with twenty against 36k with ten
  * (medians of 6): a worker that holds more leaves less for the others. Ten batches in claims of
- * 250 suit SQLite and Redis; PostgreSQL takes more (postgres-backend.ts).
+ * 250 suit SQLite; PostgreSQL takes more, Redis smaller claims (postgres-backend.ts,
+ * redis-backend.ts).
  */
 export const defaultCapabilities: Capabilities = {
   sharedAcrossProcesses: true,

@@ -49,7 +49,7 @@ export class PostgresBackend implements Backend {
    * batches, claims of up to 500 against 250 drained 1.03x and overlapped 1.11x (six pairs). On
    * Redis the same made no difference (six pairs: 1.005x, 0.98x), and on SQLite it was slower
    * (npm run bench, two runs each: draining 33-36k/s against 37-42k, overlapping 22-25k against
-   * 27-30k), so both keep the default.
+   * 27-30k), so neither takes it (Redis later took smaller claims: redis-backend.ts).
    */
   readonly capabilities: Capabilities = { ...defaultCapabilities, claimAhead: { batches: 20, claimSize: 500 } };
   readonly orchestrator: PostgresOrchestrator;
