@@ -34,7 +34,8 @@ export interface Orchestrator {
    * Mark runners stopped (graceful) or dead (by recovery); a heartbeat after that returns false. A
    * runner is retired once: one retired already keeps how and when (a recovery pass that read the
    * runners before one stopped may find it gone after it exited, and call it dead). Answers the
-   * ids it retired now, in the order given: not those retired already, nor unknown ones.
+   * ids it retired now, in the order given: not those retired already, nor unknown ones. An empty
+   * list is answered at once, without a call to the store.
    */
   retireRunners(runnerIds: readonly string[], how: "stopped" | "dead", now: number): Promise<string[]>;
   runners(): Promise<RunnerRecord[]>;

@@ -112,14 +112,12 @@ export class Recovery {
     const isDead = (r: RunnerRecord) => runnerIsDead(r, now, deadAfter, connected);
     const newlyDead = runners.filter((r) => r.deadAt === null && r.stoppedAt === null && isDead(r));
     // Those it declares dead: a runner that stopped after the read above is left stopped (its own
-    // stop gave back its work), and is not reported.
-    const declared = newlyDead.length
-      ? await orchestrator.retireRunners(
-          newlyDead.map((r) => r.id),
-          "dead",
-          now,
-        )
-      : [];
+    // stop gave back its work), and is not reported. An empty list costs no call to the backend.
+    const declared = await orchestrator.retireRunners(
+      newlyDead.map((r) => r.id),
+      "dead",
+      now,
+    );
     const live = new Set(runners.filter((r) => !isDead(r)).map((r) => r.id));
     // Scanning invocations is the costly part: do it when a runner was just found dead, and
     // otherwise every SWEEP_EVERY passes for what an earlier, interrupted pass left behind.

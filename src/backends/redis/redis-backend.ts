@@ -19,9 +19,10 @@ export class RedisBackend implements Backend {
   /**
    * A register batch is one script, and Redis runs nothing else while a script runs: 1,000 at once
    * held it for about 25 ms, 100 for a tenth of that. Claims are scripts too: in claims of up to
-   * 125 instead of the default 250 a worker drained about a tenth faster, with less CPU of its own
-   * per job (`npm run bench:drain -- nenc-redis`, runs in turn: median 43.9k/s against 40.0k, 19-21
-   * µs against 21-24; BENCHMARKS.md), while more batches ahead or larger claims made it slower.
+   * 125 instead of the default 250 a worker drained 5-10% faster, with less CPU of its own per job
+   * (`npm run bench:drain -- nenc-redis`, runs in turn: median 43.9k/s against 40.0k in a scratch
+   * build, 41.0k and 41.5k against 38.5k and 39.7k as committed; 19-22 µs against 21-24;
+   * BENCHMARKS.md), while more batches ahead or larger claims made it slower.
    */
   readonly capabilities: Capabilities = { ...defaultCapabilities, registerBatchSize: 100, claimAhead: { batches: 10, claimSize: 125 } };
   readonly orchestrator: RedisOrchestrator;
