@@ -8,7 +8,6 @@
  */
 import type { PostgresConnection } from "../src/backends/postgres/postgres-connection.js";
 import { PostgresOrchestrator } from "../src/backends/postgres/postgres-orchestrator.js";
-import { RowHints } from "../src/backends/postgres/postgres-row-hints.js";
 import type { PostgresSession } from "../src/backends/postgres/postgres-session.js";
 import { newInvocationId } from "../src/core/ids.js";
 import { planTransition } from "../src/core/transition.js";
@@ -31,14 +30,11 @@ const db = {
   query: async () => [{ refused: [], moved: [], wake: true }],
   wake() {},
 } as unknown as PostgresConnection;
-const hints = new RowHints();
-const orchestrator = new PostgresOrchestrator(db, {} as PostgresSession, 5000, hints);
-const finalWrites = await timed(batch, async (round) => {
+const orchestrator = new PostgresOrchestrator(db, {} as PostgresSession, 5000);
+const finalWrites = await timed(batch, async () => {
   const at = Date.now();
   const requests = Array.from({ length: batch }, (_, i) => {
-    const id = newInvocationId();
-    hints.remember(id, `(${round * 20 + (i >> 4)},${(i & 15) + 1})`);
-    return planTransition({ id, status: "RUNNING", attempt: 1, owner: runner }, "SUCCESS", {
+    return planTransition({ id: newInvocationId(), status: "RUNNING", attempt: 1, owner: runner }, "SUCCESS", {
       by: runner,
       at: at + (i >> 5),
       result: '{"$nenc":"undefined"}',

@@ -8,9 +8,7 @@ import { createPostgresBackend, type PostgresBackend } from "../../src/backends/
 import { arrayLiteral } from "../../src/backends/postgres/postgres-arrays.js";
 import { CLAIM, PostgresBroker } from "../../src/backends/postgres/postgres-broker.js";
 import { PostgresListener } from "../../src/backends/postgres/postgres-listener.js";
-import { PostgresOrchestrator, transitionShape, transitionStatement } from "../../src/backends/postgres/postgres-orchestrator.js";
-import { RowHints } from "../../src/backends/postgres/postgres-row-hints.js";
-import { PostgresSession } from "../../src/backends/postgres/postgres-session.js";
+import { transitionShape, transitionStatement } from "../../src/backends/postgres/postgres-orchestrator.js";
 import { APPEND_LOGS } from "../../src/backends/postgres/postgres-state.js";
 import { PostgresConnection } from "../../src/backends/postgres/postgres-connection.js";
 import { MIGRATIONS } from "../../src/backends/postgres/postgres-migrations.js";
@@ -177,63 +175,6 @@ describe("postgres: transition batches of every shape", () => {
   });
 });
 
-describe("postgres: row hints", () => {
-  it("are used once each, and the oldest are forgotten beyond the bound", () => {
-    const hints = new RowHints(2);
-    hints.remember("a", "(0,1)");
-    hints.remember("b", "(0,2)");
-    hints.remember("a", "(0,3)");
-    hints.remember("c", "(0,4)");
-    assert.deepEqual(
-      ["a", "b", "c"].map((id) => hints.take(id)),
-      ["(0,3)", null, "(0,4)"],
-      "b, the oldest remembered, was forgotten; a was remembered again after it",
-    );
-    assert.equal(hints.take("a"), null, "taken once");
-  });
-
-  it("are a shortcut only: a stale, wrong or impossible hint still finds each invocation by id", async () => {
-    await withApp("hints", async (backend, appId) => {
-      // An orchestrator whose hints the test sets, on a connection of its own.
-      const db = await PostgresConnection.open({ url, appId });
-      const session = new PostgresSession(db);
-      const hints = new RowHints();
-      const orchestrator = new PostgresOrchestrator(db, session, 5000, hints);
-      try {
-        const now = Date.now();
-        await backend.orchestrator.registerRunner(remoteRunner("r", now), now);
-        const invocations = [1, 2, 3, 4].map((n) => newInvocation("t", [n], now));
-        await backend.orchestrator.register(invocations);
-        assert.equal((await backend.broker.claim("r", 4, now, { start: true })).length, 4);
-        const [a, b, c, d] = invocations.map((inv) => inv.id) as [string, string, string, string];
-        const ctid = async (id: string) =>
-          (await db.query<{ row: string }>("SELECT ctid::text AS row FROM nenc.invocations WHERE app_id = $1 AND id = $2", [appId, id]))[0]!
-            .row;
-        const finish = (id: string) =>
-          planTransition({ id, status: STARTED_STATUS, attempt: 1, owner: "r" }, "SUCCESS", { by: "r", at: now + 1, result: `"${id}"` });
-
-        // Stale: the claiming process's own hint, after another session moved the row (a kept expectation).
-        await db.query("UPDATE nenc.invocations SET updated_at = updated_at WHERE app_id = $1 AND id = $2", [appId, a]);
-        assert.deepEqual(await backend.orchestrator.transition([finish(a)]), [true], "a stale hint: found by id");
-        // Wrong: another invocation's row; impossible: past the table's end.
-        hints.remember(b, await ctid(c));
-        hints.remember(c, "(4294967295,1)");
-        hints.remember(d, await ctid(d));
-        assert.deepEqual(await orchestrator.transition([finish(b), finish(c), finish(d)]), [true, true, true]);
-        for (const id of [a, b, c, d]) {
-          const record = await backend.state.get(id);
-          assert.deepEqual([record?.status, record?.result], ["SUCCESS", `"${id}"`], `${id} got its own outcome`);
-        }
-        hints.remember(b, await ctid(b));
-        assert.deepEqual(await orchestrator.transition([finish(b)]), [false], "a hint to a row that no longer matches: refused");
-      } finally {
-        await session.close();
-        await db.close();
-      }
-    });
-  });
-});
-
 describe("postgres: where a claim starts", () => {
   it("after the runner's last claim; behind it only a claim that comes back short or a walk of the whole queue looks", async () => {
     await withApp("walk", async (backend, appId) => {
@@ -241,7 +182,7 @@ describe("postgres: where a claim starts", () => {
       const wholeQueueEveryMs = 400;
       const db = await PostgresConnection.open({ url, appId });
       const listener = new PostgresListener(db);
-      const broker = new PostgresBroker(db, listener, new RowHints(), wholeQueueEveryMs);
+      const broker = new PostgresBroker(db, listener, wholeQueueEveryMs);
       try {
         const now = Date.now();
         await backend.orchestrator.registerRunner(remoteRunner("r", now), now);
@@ -422,13 +363,12 @@ describe("postgres: query plans, whatever the statistics say", () => {
           "retries",
           "queued",
           "final",
-          "hint",
         ]),
       ).text,
       reads: byId,
     },
     {
-      what: "a batch of final writes (times and row hints varying) finds its invocations by id",
+      what: "a batch of final writes (times varying) finds its invocations by id",
       text: transitionStatement(transitionShape([])).text,
       reads: byId,
     },

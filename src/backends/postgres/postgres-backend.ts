@@ -3,7 +3,6 @@ import { PostgresBroker } from "./postgres-broker.js";
 import { PostgresConnection } from "./postgres-connection.js";
 import { PostgresListener } from "./postgres-listener.js";
 import { PostgresOrchestrator } from "./postgres-orchestrator.js";
-import { RowHints } from "./postgres-row-hints.js";
 import { PostgresSession } from "./postgres-session.js";
 import { PostgresState } from "./postgres-state.js";
 
@@ -65,9 +64,8 @@ export class PostgresBackend implements Backend {
     this.#session = new PostgresSession(connection);
     // Long enough for every live runner to beat (and so lock) again after a server restart.
     const graceMs = Math.max(5000, 3 * (options.heartbeatIntervalMs ?? 1000));
-    const hints = new RowHints();
-    this.orchestrator = new PostgresOrchestrator(connection, this.#session, graceMs, hints);
-    this.broker = new PostgresBroker(connection, this.#listener, hints);
+    this.orchestrator = new PostgresOrchestrator(connection, this.#session, graceMs);
+    this.broker = new PostgresBroker(connection, this.#listener);
     this.state = new PostgresState(connection);
   }
 

@@ -4,7 +4,6 @@ import type { ClaimedInvocation } from "../../ports/records.js";
 import type { PostgresConnection, Statement } from "./postgres-connection.js";
 import { historyHead, historyTail } from "./postgres-history.js";
 import type { PostgresListener } from "./postgres-listener.js";
-import type { RowHints } from "./postgres-row-hints.js";
 import { setNewest } from "./bounded-map.js";
 
 /**
@@ -19,10 +18,11 @@ import { setNewest } from "./bounded-map.js";
  * steps over those in flight by their status, and the update leaves ready_at and seq as they are:
  * it changes no indexed column. The pick starts after a queue position ($10, $11; the lowest
  * bigints for the head of the queue): see PostgresBroker.claim.
- * The update finds each picked row by its ctid, the version the pick locked (a locked row cannot
- * move before this statement ends): no second index walk, and no join plan that could read the
- * whole app instead. It answers with each row's new ctid too, kept as a hint for the final write
- * (postgres-row-hints.ts).
+ * The update finds the picked rows by their ctids, the versions the pick locked (a locked row
+ * cannot move before this statement ends): no second index walk, and no join plan that could read
+ * the whole app instead. It takes them as one list, in one TID scan: a TID scan reads the table's
+ * length from the kernel each time it starts (an lseek), so one started again for each row, as a
+ * join by ctid does, was a system call per claimed row.
  */
 export const CLAIM = {
   name: "nenc_claim",
@@ -30,7 +30,7 @@ export const CLAIM = {
     WITH runner AS (
       SELECT 1 FROM nenc.runners WHERE app_id = $1 AND id = $2 AND dead_at IS NULL AND stopped_at IS NULL FOR SHARE
     ), picked AS (
-      SELECT i.ctid, i.id, i.ready_at, i.seq FROM nenc.invocations i
+      SELECT i.ctid FROM nenc.invocations i
       WHERE i.app_id = $1 AND (i.ready_at, i.seq) > ($10::bigint, $11::bigint) AND i.ready_at <= $3 AND NOT i.final
         AND i.status = ANY($5::text[]) AND EXISTS (SELECT 1 FROM runner)
       ORDER BY i.ready_at, i.seq
@@ -40,11 +40,10 @@ export const CLAIM = {
       UPDATE nenc.invocations i SET status = $6::text, owner = $2, attempt = i.attempt + 1, updated_at = $3,
         history = i.history || $7::text || (i.attempt + 1) || $8::text
           || CASE WHEN $9::text = '' THEN '' ELSE $9::text || (i.attempt + 1) || $8::text END
-      FROM picked p
-      WHERE i.ctid = p.ctid
-      RETURNING i.id, i.task_id, i.args, i.attempt, i.retries, i.parent_id, i.ctid AS row, p.ready_at AS queued_at, p.seq AS queued_seq
+      WHERE i.ctid = ANY(ARRAY(SELECT p.ctid FROM picked p))
+      RETURNING i.id, i.task_id, i.args, i.attempt, i.retries, i.parent_id, i.ready_at AS queued_at, i.seq AS queued_seq
     )
-    SELECT id, task_id, args, attempt, retries, parent_id, row::text, queued_at, queued_seq FROM claimed ORDER BY queued_at, queued_seq`,
+    SELECT id, task_id, args, attempt, retries, parent_id, queued_at, queued_seq FROM claimed ORDER BY queued_at, queued_seq`,
 };
 
 const QUEUE_LENGTH = `
@@ -58,7 +57,6 @@ interface ClaimedRow {
   attempt: number;
   retries: number;
   parent_id: string | null;
-  row: string;
   queued_at: number;
   queued_seq: number;
 }
@@ -84,14 +82,12 @@ const WALKS_KEPT = 64;
 export class PostgresBroker implements Broker {
   readonly #db: PostgresConnection;
   readonly #listener: PostgresListener;
-  readonly #hints: RowHints;
   readonly #walks = new Map<string, Walk>();
   readonly #wholeQueueEveryMs: number;
 
-  constructor(db: PostgresConnection, listener: PostgresListener, hints: RowHints, wholeQueueEveryMs = WHOLE_QUEUE_EVERY_MS) {
+  constructor(db: PostgresConnection, listener: PostgresListener, wholeQueueEveryMs = WHOLE_QUEUE_EVERY_MS) {
     this.#db = db;
     this.#listener = listener;
-    this.#hints = hints;
     this.#wholeQueueEveryMs = wholeQueueEveryMs;
   }
 
@@ -143,17 +139,14 @@ export class PostgresBroker implements Broker {
     const further = last !== undefined && (walk === undefined || isAfter(last, walk.after));
     if (further) setNewest(this.#walks, runnerId, { after: [String(last.queued_at), String(last.queued_seq)], wholeAt }, WALKS_KEPT);
     else if (after === HEAD) setNewest(this.#walks, runnerId, { after: walk?.after ?? HEAD, wholeAt }, WALKS_KEPT);
-    return rows.map((row) => {
-      this.#hints.remember(row.id, row.row);
-      return {
-        id: row.id,
-        taskId: row.task_id,
-        args: row.args,
-        attempt: row.attempt,
-        retries: row.retries,
-        parentId: row.parent_id,
-      };
-    });
+    return rows.map((row) => ({
+      id: row.id,
+      taskId: row.task_id,
+      args: row.args,
+      attempt: row.attempt,
+      retries: row.retries,
+      parentId: row.parent_id,
+    }));
   }
 
   #claimValues(runnerId: string, max: number, now: number, ends: Status, after: QueuePosition): unknown[] {

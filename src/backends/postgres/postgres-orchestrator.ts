@@ -5,7 +5,6 @@ import type { NewInvocation, RunnerInfo, RunnerRecord } from "../../ports/record
 import type { PostgresConnection, Query, Statement } from "./postgres-connection.js";
 import { arrayLiteral } from "./postgres-arrays.js";
 import { entryRunner, firstEntryHead } from "./postgres-history.js";
-import type { RowHints } from "./postgres-row-hints.js";
 import type { PostgresSession } from "./postgres-session.js";
 
 /** The status an invocation enters when it is created (it is claimable from then on). */
@@ -60,7 +59,7 @@ type Value = string | number | boolean | null | undefined;
  * per request or, when every request of the batch has the same value (a worker's final writes
  * share their expected status, owner, target, result...), as that value once: the batch's shape
  * says which (see transitionStatement). The ids always go as arrays (one request per invocation
- * in a statement), and so do the times and row hints, which nearly always differ within a batch:
+ * in a statement), and so do the times, which nearly always differ within a batch:
  * that keeps a worker's final writes to one shape, so that each connection plans one statement for
  * them (a plan takes 1.5-3 ms of the server, and a worker starts with a few connections at once).
  * The history entry is not a column: the server joins it from the status, time, attempt and
@@ -68,9 +67,9 @@ type Value = string | number | boolean | null | undefined;
  */
 interface TransitionColumn {
   readonly name: string;
-  readonly type: "text" | "integer" | "bigint" | "boolean" | "tid";
-  /** The request's value (given the row hint taken for it); equal values (===) across a batch are sent once. */
-  readonly value: (r: TransitionRequest, hint: string | null) => Value;
+  readonly type: "text" | "integer" | "bigint" | "boolean";
+  /** The request's value; equal values (===) across a batch are sent once. */
+  readonly value: (r: TransitionRequest) => Value;
   /** Always sent as an array. */
   readonly varies?: true;
 }
@@ -92,7 +91,6 @@ const TRANSITION_COLUMNS: readonly TransitionColumn[] = [
   { name: "retries", type: "integer", value: (r) => r.retries ?? null },
   { name: "queued", type: "boolean", value: (r) => STATUS_TABLE[r.to].claimable === true },
   { name: "final", type: "boolean", value: (r) => isFinal(r.to) },
-  { name: "hint", type: "tid", value: (_, hint) => hint, varies: true },
 ];
 
 /**
@@ -120,16 +118,19 @@ const transitionStatements = new Map<TransitionShape, { readonly name: string; r
  * what it expects; the new values were all computed in core. Queued targets draw a new queue
  * position; other targets keep theirs (see the claim), so that only a queued or a final target
  * changes an indexed column.
- * Each request finds its invocation's row (`found`: a LATERAL subquery whose LIMIT keeps the
- * planner from pulling it up, so the requests are the outer side whatever the table's statistics
- * say) at the ctid this process's claim left it at, when it has that hint and the row is still
- * there (postgres-row-hints.ts: a serial batch of final writes took 20 µs of the server per request
- * with hints, 24.5 without), and otherwise by id; the update goes to the very row version found,
- * by its ctid, as the claim does. Joined plainly by id, a table whose statistics said it was nearly
- * empty (vacuumed between bursts) was read whole for every batch, by a plan the connection kept. A
- * row that another session changed after this statement's snapshot is not at that ctid any more:
- * it is `moved`, and transition() runs those requests again, in a statement that sees the change
- * (the change may also have made them stale: they are judged again).
+ * Each request finds its invocation's row by id, through the primary key (`found`: a LATERAL
+ * subquery whose LIMIT keeps the planner from pulling it up, so the requests are the outer side
+ * whatever the table's statistics say); the update goes to the very row version found, by its ctid.
+ * Joined plainly by id, a table whose statistics said it was nearly empty (vacuumed between bursts)
+ * was read whole for every batch, by a plan the connection kept. Reading through the index is also
+ * what makes room for the new version: an index fetch prunes the page's dead versions (those the
+ * claim left), a fetch by ctid does not. Finding the row at the ctid the claim answered instead (a
+ * hint kept per invocation, until the change that removed it) put more new versions on other pages
+ * and grew the table: a drain of 20,000 logged 13,500 updates across two pages against 9,600, and
+ * the server spent a fifth more CPU per job (BENCHMARKS.md). A row that another session changed
+ * after this statement's snapshot is not at the ctid found any more: it is `moved`, and
+ * transition() runs those requests again, in a statement that sees the change (the change may
+ * also have made them stale: they are judged again).
  * Each applied request appends its history entry, which the server joins from the target status
  * (a name from the status table: plain letters, JSON without escaping), the time, the attempt and
  * the runner's JSON text: a worker's batch sends its runner once instead of a whole entry per
@@ -165,11 +166,7 @@ export function transitionStatement(shape: TransitionShape): { readonly name: st
     ), found AS MATERIALIZED (
       SELECT r.ord, r.to_status, r.owner, r.attempt, r.at, r.final, r.queued, r.ready_at, r.result, r.error, r.retries, r.runner, f.row
       FROM request r CROSS JOIN LATERAL (
-        SELECT c.row FROM (
-          SELECT i.ctid AS row FROM nenc.invocations i WHERE i.ctid = r.hint AND ${expected}
-          UNION ALL
-          SELECT i.ctid AS row FROM nenc.invocations i WHERE ${expected}
-        ) c
+        SELECT i.ctid AS row FROM nenc.invocations i WHERE ${expected}
         LIMIT 1
       ) f
     ), applied AS (
@@ -253,13 +250,11 @@ export class PostgresOrchestrator implements Orchestrator {
   readonly #db: PostgresConnection;
   readonly #session: PostgresSession;
   readonly #connectionGraceMs: number;
-  readonly #hints: RowHints;
 
-  constructor(db: PostgresConnection, session: PostgresSession, connectionGraceMs: number, hints: RowHints) {
+  constructor(db: PostgresConnection, session: PostgresSession, connectionGraceMs: number) {
     this.#db = db;
     this.#session = session;
     this.#connectionGraceMs = connectionGraceMs;
-    this.#hints = hints;
   }
 
   async register(invocations: readonly NewInvocation[]): Promise<void> {
@@ -337,19 +332,18 @@ export class PostgresOrchestrator implements Orchestrator {
   #statement(requests: readonly TransitionRequest[], round: readonly number[]): [{ name: string; text: string }, unknown[]] {
     const n = round.length;
     const rows = new Array<TransitionRequest>(n);
-    const hints = new Array<string | null>(n);
-    roundRows(requests, round, this.#hints, rows, hints);
+    for (let k = 0; k < n; k++) rows[k] = requests[round[k]!]!;
     const arrays: string[] = [];
     const singles: Value[] = [];
     let shape = "";
     for (const column of TRANSITION_COLUMNS) {
-      const value = column.varies ? VARIES : uniformValue(column, rows, hints);
+      const value = column.varies ? VARIES : uniformValue(column, rows);
       if (value !== VARIES) {
         shape += "0";
         singles.push(value);
       } else {
         shape += "1";
-        arrays.push(columnArray(column, rows, hints));
+        arrays.push(columnArray(column, rows));
       }
     }
     return [transitionStatement(shape), [this.#db.appId, ...arrays, ...singles]];
@@ -422,40 +416,21 @@ export class PostgresOrchestrator implements Orchestrator {
   }
 }
 
-/** The requests of a round, in its order, each with the row hint taken for it (null when none). */
-function roundRows(
-  requests: readonly TransitionRequest[],
-  round: readonly number[],
-  rowHints: RowHints,
-  rows: TransitionRequest[],
-  hints: (string | null)[],
-): void {
-  for (let k = 0; k < round.length; k++) {
-    const row = requests[round[k]!]!;
-    rows[k] = row;
-    hints[k] = rowHints.take(row.id);
-  }
-}
-
 /** What uniformValue answers for a column whose values differ within the batch. */
 const VARIES = Symbol("varies");
 
 /** The value every request of the batch has (===) in this column (undefined for no requests), or VARIES. */
-function uniformValue(
-  column: TransitionColumn,
-  rows: readonly TransitionRequest[],
-  hints: readonly (string | null)[],
-): Value | typeof VARIES {
+function uniformValue(column: TransitionColumn, rows: readonly TransitionRequest[]): Value | typeof VARIES {
   if (rows.length === 0) return undefined;
-  const first = column.value(rows[0]!, hints[0]!);
-  for (let k = 1; k < rows.length; k++) if (column.value(rows[k]!, hints[k]!) !== first) return VARIES;
+  const first = column.value(rows[0]!);
+  for (let k = 1; k < rows.length; k++) if (column.value(rows[k]!) !== first) return VARIES;
   return first;
 }
 
 /** A column's values for a batch as an array parameter's text. */
-function columnArray(column: TransitionColumn, rows: readonly TransitionRequest[], hints: readonly (string | null)[]): string {
+function columnArray(column: TransitionColumn, rows: readonly TransitionRequest[]): string {
   const values = new Array<Value>(rows.length);
-  for (let k = 0; k < rows.length; k++) values[k] = column.value(rows[k]!, hints[k]!);
+  for (let k = 0; k < rows.length; k++) values[k] = column.value(rows[k]!);
   return arrayLiteral(values);
 }
 
