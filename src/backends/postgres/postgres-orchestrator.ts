@@ -127,7 +127,7 @@ const transitionStatements = new Map<TransitionShape, { readonly name: string; r
  * claim left), a fetch by ctid does not. Finding the row at the ctid the claim answered instead (a
  * hint kept per invocation, until the change that removed it) put more new versions on other pages
  * and grew the table: a drain of 20,000 logged 13,500 updates across two pages against 9,600, and
- * the server spent a fifth more CPU per job (BENCHMARKS.md). A row that another session changed
+ * the server spent about a quarter more CPU per job (BENCHMARKS.md). A row that another session changed
  * after this statement's snapshot is not at the ctid found any more: it is `moved`, and
  * transition() runs those requests again, in a statement that sees the change (the change may
  * also have made them stale: they are judged again).
@@ -330,9 +330,7 @@ export class PostgresOrchestrator implements Orchestrator {
    * of its compiler's time in a drain of 10,000; see BENCHMARKS.md).
    */
   #statement(requests: readonly TransitionRequest[], round: readonly number[]): [{ name: string; text: string }, unknown[]] {
-    const n = round.length;
-    const rows = new Array<TransitionRequest>(n);
-    for (let k = 0; k < n; k++) rows[k] = requests[round[k]!]!;
+    const rows = roundRows(requests, round);
     const arrays: string[] = [];
     const singles: Value[] = [];
     let shape = "";
@@ -414,6 +412,13 @@ export class PostgresOrchestrator implements Orchestrator {
   async releaseLease(name: string, holder: string): Promise<void> {
     await this.#db.query("DELETE FROM nenc.leases WHERE app_id = $1 AND name = $2 AND holder = $3", [this.#db.appId, name, holder]);
   }
+}
+
+/** The requests of a round, in its order. */
+function roundRows(requests: readonly TransitionRequest[], round: readonly number[]): TransitionRequest[] {
+  const rows = new Array<TransitionRequest>(round.length);
+  for (let k = 0; k < round.length; k++) rows[k] = requests[round[k]!]!;
+  return rows;
 }
 
 /** What uniformValue answers for a column whose values differ within the batch. */
