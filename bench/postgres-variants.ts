@@ -135,8 +135,14 @@ function statements(variant: string) {
     ), claimed AS (
       UPDATE nenc_variants.invocations i SET status = 'RUNNING', owner = $2, attempt = i.attempt + 1, ${hot ? "" : "ready_at = NULL,"} updated_at = $3
         ${append(["PENDING", "(i.attempt + 1)"], ["RUNNING", "(i.attempt + 1)"])}
-      FROM picked p WHERE i.ctid = p.ctid
-      RETURNING i.id, i.attempt, p.ready_at AS queued_at, p.seq AS queued_seq
+      ${
+        // As nenc's claim: the picked rows as one list of ctids, in one TID scan (a TID scan asks the
+        // kernel for the table's length each time it starts). Where the claim clears ready_at, the
+        // queue position comes from the pick, joined by ctid (a TID scan per row).
+        hot
+          ? "WHERE i.ctid = ANY(ARRAY(SELECT p.ctid FROM picked p)) RETURNING i.id, i.attempt, i.ready_at AS queued_at, i.seq AS queued_seq"
+          : "FROM picked p WHERE i.ctid = p.ctid RETURNING i.id, i.attempt, p.ready_at AS queued_at, p.seq AS queued_seq"
+      }
     )
     SELECT id, attempt, queued_at::text, queued_seq::text FROM claimed ORDER BY queued_at, queued_seq`;
   const gone = `
