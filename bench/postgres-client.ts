@@ -33,13 +33,13 @@ const db = {
 const orchestrator = new PostgresOrchestrator(db, {} as PostgresSession, 5000);
 const finalWrites = await timed(batch, async () => {
   const at = Date.now();
-  const requests = Array.from({ length: batch }, (_, i) => {
-    return planTransition({ id: newInvocationId(), status: "RUNNING", attempt: 1, owner: runner }, "SUCCESS", {
+  const requests = Array.from({ length: batch }, (_, i) =>
+    planTransition({ id: newInvocationId(), status: "RUNNING", attempt: 1, owner: runner }, "SUCCESS", {
       by: runner,
       at: at + (i >> 5),
       result: '{"$nenc":"undefined"}',
-    });
-  });
+    }),
+  );
   const started = performance.now();
   await orchestrator.transition(requests);
   return (performance.now() - started) * 1000;

@@ -59,9 +59,9 @@ type Value = string | number | boolean | null | undefined;
  * per request or, when every request of the batch has the same value (a worker's final writes
  * share their expected status, owner, target, result...), as that value once: the batch's shape
  * says which (see transitionStatement). The ids always go as arrays (one request per invocation
- * in a statement), and so do the times, which nearly always differ within a batch:
- * that keeps a worker's final writes to one shape, so that each connection plans one statement for
- * them (a plan takes 1.5-3 ms of the server, and a worker starts with a few connections at once).
+ * in a statement), and so do the times, which nearly always differ within a batch: that keeps a
+ * worker's final writes to one shape, so that each connection plans one statement for them (a plan
+ * takes 1.5-3 ms of the server, and a worker starts with a few connections at once).
  * The history entry is not a column: the server joins it from the status, time, attempt and
  * runner (see transitionStatement), so a batch by one runner sends its runner once.
  */
@@ -127,8 +127,8 @@ const transitionStatements = new Map<TransitionShape, { readonly name: string; r
  * claim left), a fetch by ctid does not. Finding the row at the ctid the claim answered instead (a
  * hint kept per invocation, until the change that removed it) put more new versions on other pages
  * and grew the table: a drain of 20,000 logged 13,500 updates across two pages against 9,600, and
- * the server spent about a quarter more CPU per job (BENCHMARKS.md). A row that another session changed
- * after this statement's snapshot is not at the ctid found any more: it is `moved`, and
+ * the server spent about a quarter more CPU per job (BENCHMARKS.md). A row that another session
+ * changed after this statement's snapshot is not at the ctid found any more: it is `moved`, and
  * transition() runs those requests again, in a statement that sees the change (the change may
  * also have made them stale: they are judged again).
  * Each applied request appends its history entry, which the server joins from the target status
