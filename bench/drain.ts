@@ -1,5 +1,5 @@
 /**
- * `npm run bench:drain -- SYSTEM [--tasks N] [--rounds R] [--workers W] [--pin same|apart]`: one
+ * `npm run bench:drain -- SYSTEM [--tasks N] [--rounds R] [--workers W] [--pin same|apart] [--overlap]`: one
  * system of bench:peers draining N queued no-ops (default 20,000) with W worker processes (default
  * 1) sharing the queue, R times (default 3), reporting per round the rate (and apart, that of the
  * first 1,000, which run while the workers' code is still being compiled) and the CPU per job of
@@ -12,6 +12,10 @@
  * server to CPU 0 and the workers to CPU 0 as well (same) or to CPU 1 (apart), to see how much of a
  * rate comes from how the two share the cores. The server's processes are given every CPU back at
  * the end.
+ *
+ * --overlap: after each drain, N more no-ops enqueued in calls of 1,000 while the same workers run
+ * them (bench:peers' overlapping phase), timed from the first enqueue call to the last completion,
+ * with the CPU per job of the workers, the server and this process (the enqueuing client) over it.
  */
 import { execFileSync } from "node:child_process";
 import { cpus } from "node:os";
@@ -32,6 +36,7 @@ const workerCount = Number(option("workers", "1"));
 if (!Number.isInteger(workerCount) || workerCount < 1)
   throw new Error(`--workers: expected a whole number from 1, got ${option("workers", "1")}`);
 const pin = option("pin", "");
+const overlap = argv.includes("--overlap");
 if (pin && pin !== "same" && pin !== "apart") throw new Error(`--pin: expected same or apart, got ${JSON.stringify(pin)}`);
 
 const run: RunSettings = {
@@ -74,6 +79,12 @@ async function untilNoops(workers: WorkerChild[], count: number, deadline: numbe
 }
 
 const results: { perS: number; firstPerS: number; restPerS: number; workerUs: number; serverUs: number; walBytes: number }[] = [];
+const overlapResults: { perS: number; workerUs: number; serverUs: number; clientUs: number; walBytes: number }[] = [];
+/** CPU seconds (user + system) of this process: the enqueuing client of the overlapping phase. */
+const ownCpuSeconds = () => {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1e6;
+};
 /** No-ops timed apart at the start of each drain. */
 const FIRST = Math.min(1000, tasks);
 try {
@@ -113,6 +124,26 @@ try {
           `${label} round ${round}: ${fmt(result.perS)}/s (first ${fmt(FIRST)} ${fmt(result.firstPerS)}/s, the rest ${fmt(result.restPerS)}/s); CPU per job: ${workersWord} ${fmt(result.workerUs, 1)} µs, ${serverName} ${fmt(result.serverUs, 1)} µs` +
             (walClient ? `; WAL ${fmt(result.walBytes)} bytes per job` : ""),
         );
+        if (overlap) {
+          const before = { at: performance.now(), workers: workersCpu(), server: serverCpuSeconds(), client: ownCpuSeconds(), wal: await walBytes() };
+          for (let from = tasks; from < 2 * tasks; from += 1000) await system.enqueueNoops(from, Math.min(1000, 2 * tasks - from));
+          await untilNoops(workers, 2 * tasks, Date.now() + 180_000);
+          while ((await system.completedJobs()) < 2 * tasks) await sleep(2);
+          const perJob = (s: number) => (s * 1e6) / tasks;
+          const overlapped = {
+            perS: tasks / ((performance.now() - before.at) / 1000),
+            workerUs: perJob(workersCpu() - before.workers),
+            serverUs: perJob(serverCpuSeconds() - before.server),
+            clientUs: perJob(ownCpuSeconds() - before.client),
+            walBytes: ((await walBytes()) - before.wal) / tasks,
+          };
+          overlapResults.push(overlapped);
+          console.log(
+            `${label} round ${round}, overlapping: ${fmt(overlapped.perS)}/s; CPU per job: ${workersWord} ${fmt(overlapped.workerUs, 1)} µs, ` +
+              `${serverName} ${fmt(overlapped.serverUs, 1)} µs, client ${fmt(overlapped.clientUs, 1)} µs` +
+              (walClient ? `; WAL ${fmt(overlapped.walBytes)} bytes per job` : ""),
+          );
+        }
       } finally {
         await Promise.all(workers.map((w) => w.kill()));
       }
@@ -130,3 +161,11 @@ console.log(
     `${workersWord} ${fmt(median(results.map((r) => r.workerUs)), 1)} µs, ${serverName} ${fmt(median(results.map((r) => r.serverUs)), 1)} µs per job` +
     (walClient ? `; WAL ${fmt(median(results.map((r) => r.walBytes)))} bytes per job` : ""),
 );
+if (overlap) {
+  const of = (pick: (r: (typeof overlapResults)[number]) => number, digits = 0) => fmt(median(overlapResults.map(pick)), digits);
+  console.log(
+    `${label}, ${fmt(tasks)} no-ops enqueued while running, median of ${rounds}: ${of((r) => r.perS)}/s; ` +
+      `${workersWord} ${of((r) => r.workerUs, 1)} µs, ${serverName} ${of((r) => r.serverUs, 1)} µs, client ${of((r) => r.clientUs, 1)} µs per job` +
+      (walClient ? `; WAL ${of((r) => r.walBytes)} bytes per job` : ""),
+  );
+}
