@@ -160,7 +160,7 @@ function statements(variant: string) {
     : finishedTable
       ? moved
       : `
-    UPDATE nenc_variants.invocations i SET status = 'SUCCESS', ${allHot ? "" : "ready_at = NULL,"} updated_at = $3, final = true, result = 'null'
+    UPDATE nenc_variants.invocations i SET status = 'SUCCESS', updated_at = $3, final = true, result = 'null'
       ${append(["SUCCESS", "r.attempt"])}
     FROM unnest($4::text[], $5::integer[]) AS r(id, attempt)
     WHERE i.app_id = $1 AND i.id = r.id AND i.status = 'RUNNING' AND i.attempt = r.attempt AND i.owner = $2`;
