@@ -125,7 +125,13 @@ try {
             (walClient ? `; WAL ${fmt(result.walBytes)} bytes per job` : ""),
         );
         if (overlap) {
-          const before = { at: performance.now(), workers: workersCpu(), server: serverCpuSeconds(), client: ownCpuSeconds(), wal: await walBytes() };
+          const before = {
+            at: performance.now(),
+            workers: workersCpu(),
+            server: serverCpuSeconds(),
+            client: ownCpuSeconds(),
+            wal: await walBytes(),
+          };
           for (let from = tasks; from < 2 * tasks; from += 1000) await system.enqueueNoops(from, Math.min(1000, 2 * tasks - from));
           await untilNoops(workers, 2 * tasks, Date.now() + 180_000);
           while ((await system.completedJobs()) < 2 * tasks) await sleep(2);
