@@ -1,12 +1,13 @@
 /**
- * `npm run bench:drain -- SYSTEM [--tasks N] [--rounds R] [--workers W] [--pin same|apart] [--overlap]`: one
- * system of bench:peers draining N queued no-ops (default 20,000) with W worker processes (default
- * 1) sharing the queue, R times (default 3), reporting per round the rate (and apart, that of the
- * first 1,000, which run while the workers' code is still being compiled) and the CPU per job of
- * the worker processes (all threads) and of the server (every redis-server or postgres process),
- * from /proc, and on PostgreSQL the bytes of write-ahead log per job (how much the server writes).
- * It shows where a system's time goes, which bench:peers' rates alone do not. SYSTEM is one of
- * bench:peers' systems (nenc-redis, bullmq, nenc-postgres, graphile, graphile-batched, pgboss).
+ * `npm run bench:drain -- SYSTEM [--tasks N] [--rounds R] [--workers W] [--pin same|apart]
+ * [--overlap]`: one system of bench:peers draining N queued no-ops (default 20,000) with W worker
+ * processes (default 1) sharing the queue, R times (default 3), reporting per round the rate (and
+ * apart, that of the first 1,000, which run while the workers' code is still being compiled) and
+ * the CPU per job of the worker processes (all threads) and of the server (every redis-server or
+ * postgres process), from /proc, and on PostgreSQL the bytes of write-ahead log per job (how much
+ * the server writes). It shows where a system's time goes, which bench:peers' rates alone do not.
+ * SYSTEM is one of bench:peers' systems (nenc-redis, bullmq, nenc-postgres, graphile,
+ * graphile-batched, pgboss).
  *
  * --pin same|apart (needs taskset and the right to use it on the server's processes): pin the
  * server to CPU 0 and the workers to CPU 0 as well (same) or to CPU 1 (apart), to see how much of a
@@ -85,6 +86,8 @@ const ownCpuSeconds = () => {
   const { user, system } = process.cpuUsage();
   return (user + system) / 1e6;
 };
+/** Microseconds per job of a phase of `tasks` jobs that took `seconds` of CPU. */
+const perJob = (seconds: number) => (seconds * 1e6) / tasks;
 /** No-ops timed apart at the start of each drain. */
 const FIRST = Math.min(1000, tasks);
 try {
@@ -110,7 +113,6 @@ try {
         await untilNoops(workers, tasks, Date.now() + 180_000);
         while ((await system.completedJobs()) < tasks) await sleep(2);
         const seconds = (performance.now() - started.at) / 1000;
-        const perJob = (s: number) => (s * 1e6) / tasks;
         const result = {
           perS: tasks / seconds,
           firstPerS: FIRST / firstSeconds,
@@ -135,7 +137,6 @@ try {
           for (let from = tasks; from < 2 * tasks; from += 1000) await system.enqueueNoops(from, Math.min(1000, 2 * tasks - from));
           await untilNoops(workers, 2 * tasks, Date.now() + 180_000);
           while ((await system.completedJobs()) < 2 * tasks) await sleep(2);
-          const perJob = (s: number) => (s * 1e6) / tasks;
           const overlapped = {
             perS: tasks / ((performance.now() - before.at) / 1000),
             workerUs: perJob(workersCpu() - before.workers),
