@@ -3,8 +3,10 @@
  * SIGKILLed and SIGSTOPped at random while N jobs (default 20,000) run, on one backend (default
  * sqlite; the servers of NENC_REDIS_URL and NENC_POSTGRES_URL, or the local ones), with W workers
  * (default 3, concurrency 20 each). Every 0.5 to 1.2 s one worker, chosen at random, is SIGKILLed
- * (three times in four; a new one starts in its place) or SIGSTOPped for 2 to 8 s, then continued
- * (it finds itself fenced off). The jobs are enqueued in batches of 100 over the first seconds.
+ * (three times in four; a new one starts in its place) or SIGSTOPped for 2 to 12 s, then continued
+ * (stopped longer than runnerDeadAfterMs, 7 s by default, it has been declared dead and its work
+ * taken back, and must find itself fenced off). The jobs are enqueued in batches of 100 over the
+ * first seconds.
  * Once every job has succeeded (or after 4 minutes) it checks that each job succeeded with its
  * own result, and that no attempt of any job ever started on two runners. It prints what it did and
  * found, and exits with 1 if any check failed. It runs in minutes, so it is not part of `npm test`.
@@ -76,7 +78,7 @@ async function chaos(): Promise<void> {
     } else {
       victim.kill("SIGSTOP");
       done.stops++;
-      setTimeout(() => victim.kill("SIGCONT"), 2000 + Math.random() * 6000);
+      setTimeout(() => victim.kill("SIGCONT"), 2000 + Math.random() * 10_000);
     }
   }
 }
