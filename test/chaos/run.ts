@@ -12,17 +12,14 @@
  * found, and exits with 1 if any check failed. It runs in minutes, so it is not part of `npm test`.
  * The app's data is removed at the end.
  */
-import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { option } from "../../bench/support.js";
 import { deserialize } from "../../src/core/serializer.js";
+import { sleep } from "../conformance/harness.js";
+import { spawnWorker, type WorkerProcess } from "../process/nenc-process.js";
 
-const argv = process.argv.slice(2);
-function option(name: string, fallback: string): string {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 && argv[i + 1] ? argv[i + 1]! : fallback;
-}
 function wholeNumber(name: string, fallback: string): number {
   const value = Number(option(name, fallback));
   if (!Number.isInteger(value) || value < 1) throw new Error(`--${name}: expected a whole number from 1, got ${option(name, fallback)}`);
@@ -37,48 +34,50 @@ const workerCount = wholeNumber("workers", "3");
 const dir = mkdtempSync(join(tmpdir(), "nenc-chaos-"));
 const runLog = join(dir, "runs.log");
 writeFileSync(runLog, "");
-// Set before the task module loads: its app reads them.
-Object.assign(process.env, {
+/** The settings of this process's app and of every worker: the caller's NENC_* (server URLs), then the run's own. */
+const env: Record<string, string> = {
+  ...Object.fromEntries(
+    Object.entries(process.env).filter((entry): entry is [string, string] => entry[0].startsWith("NENC_") && entry[1] !== undefined),
+  ),
   NENC_BACKEND: backend,
   NENC_APP_ID: `chaos-${process.pid}`,
   NENC_SQLITE_PATH: join(dir, "nenc.db"),
   NENC_LOG_TO_CONSOLE: "false",
   CHAOS_LOG: runLog,
-});
+};
+// Set before the task module loads: its app reads them.
+Object.assign(process.env, env);
 const { app, double } = await import("./tasks.js");
 const store = (await app.backend()).state;
 
-const workers = new Set<ChildProcess>();
+const workers = new Set<WorkerProcess>();
 function startWorker(): void {
-  const worker = spawn(
-    process.execPath,
-    ["--import", "tsx", "bin/nenc.js", "worker", "--app", "test/chaos/tasks.ts", "--concurrency", "20"],
-    {
-      stdio: ["ignore", "ignore", "inherit"],
-    },
-  );
+  const worker = spawnWorker(env, { app: "test/chaos/tasks.ts", args: ["--concurrency", "20"] });
   workers.add(worker);
-  worker.on("exit", () => workers.delete(worker));
+  void worker.exited.then(({ code, signal }) => {
+    workers.delete(worker);
+    // Only this script's SIGKILLs end a worker: anything else is worth seeing.
+    if (signal !== "SIGKILL") console.log(`a worker exited on its own (code ${code}, signal ${signal}):\n${worker.output}`);
+  });
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const done = { kills: 0, stops: 0 };
 let chaosOn = true;
 
 async function chaos(): Promise<void> {
   while (chaosOn) {
     await sleep(500 + Math.random() * 700);
-    const list = [...workers].filter((w) => w.exitCode === null && w.signalCode === null);
+    const list = [...workers].filter((w) => w.running);
     const victim = list[Math.floor(Math.random() * list.length)];
     if (!chaosOn || !victim) continue;
     if (Math.random() < 0.75) {
-      victim.kill("SIGKILL");
+      victim.signal("SIGKILL");
       done.kills++;
       startWorker();
     } else {
-      victim.kill("SIGSTOP");
+      victim.signal("SIGSTOP");
       done.stops++;
-      setTimeout(() => victim.kill("SIGCONT"), 2000 + Math.random() * 10_000);
+      setTimeout(() => victim.signal("SIGCONT"), 2000 + Math.random() * 10_000);
     }
   }
 }
@@ -123,12 +122,12 @@ try {
   );
 } finally {
   chaosOn = false;
-  const exits = [...workers].map((worker) => new Promise((resolve) => worker.once("exit", resolve)));
-  for (const worker of workers) {
-    worker.kill("SIGCONT");
-    worker.kill("SIGKILL");
-  }
-  await Promise.all(exits);
+  await Promise.all(
+    [...workers].map((worker) => {
+      worker.signal("SIGCONT");
+      return worker.kill();
+    }),
+  );
   await store.purge();
   await app.close();
   rmSync(dir, { recursive: true, force: true });
